@@ -1,0 +1,4 @@
+"""Small utilities used across mmft."""
+from .setup_env import register_all_modules
+
+__all__ = ['register_all_modules']

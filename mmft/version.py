@@ -1,0 +1,2 @@
+"""Package version, kept in one place for setup.py and checkpoints' meta."""
+__version__ = '0.1.0'
