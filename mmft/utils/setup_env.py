@@ -7,6 +7,9 @@ from mmengine import DefaultScope
 def register_all_modules(init_default_scope: bool = True) -> None:
     """Import every mmft module that registers something.
 
+    Also sets up safe checkpoint reading (allow-listed ``weights_only`` loads)
+    and atomic checkpoint writing, which every entry point needs.
+
     Args:
         init_default_scope: also make ``mmft`` the current default scope, so
             that a build through MMEngine's root registries finds mmft's types
@@ -17,6 +20,9 @@ def register_all_modules(init_default_scope: bool = True) -> None:
     import mmft.evaluation  # noqa: F401
     import mmft.models  # noqa: F401
     import mmft.visualization  # noqa: F401
+    from mmft.finetune.io import setup_checkpoint_io
+
+    setup_checkpoint_io()
 
     if not init_default_scope:
         return
