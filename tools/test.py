@@ -1,0 +1,62 @@
+"""Evaluate a trained detector.
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl]
+        [--show-dir DIR] [--cfg-options k=v ...] [--launcher none|pytorch|slurm]
+"""
+import argparse
+import os
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+from mmengine.evaluator import DumpResults
+
+from mmft.utils import register_all_modules
+from mmft.utils.cli import build_runner, prepare_cpu_distributed, resolve_work_dir
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Evaluate a detector')
+    parser.add_argument('config', help='config file')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='where the evaluation log goes')
+    parser.add_argument('--out', help='dump raw predictions to this .pkl file')
+    parser.add_argument('--show-dir', help='draw predictions into PNGs under this folder '
+                        '(relative folders go inside the work_dir\'s timestamp folder)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config keys, as in tools/train.py')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
+        parser.error(f'--out must end with .pkl or .pickle, got {args.out!r}')
+    return args
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    register_all_modules()
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    resolve_work_dir(cfg, args.config, args.work_dir)
+    # evaluate the checkpoint as it is: no fine-tuning transformations, no resume
+    cfg.pop('finetune', None)
+    cfg.load_from = args.checkpoint
+    cfg.resume = False
+    if args.show_dir:
+        hooks = cfg.setdefault('default_hooks', {})
+        vis = hooks.get('visualization') or dict(type='DetVisualizationHook')
+        vis.update(draw=True, test_out_dir=args.show_dir)
+        hooks['visualization'] = vis
+    prepare_cpu_distributed(cfg, args.launcher)
+    runner = build_runner(cfg)
+    if args.out:
+        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+        runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()
