@@ -1,1 +1,4 @@
+"""Backbones (registered in MODELS)."""
+from .resnet import ResNet
 
+__all__ = ['ResNet']

@@ -1,1 +1,4 @@
+"""Necks (registered in MODELS)."""
+from .fpn import FPN
 
+__all__ = ['FPN']

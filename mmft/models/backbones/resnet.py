@@ -1,0 +1,398 @@
+"""ResNet backbone with MMDetection 3.x's arguments and torchvision's parameter names.
+
+State-dict keys (BN): ``conv1, bn1, layer{1..4}.{j}.conv{1,2[,3]}, .bn{1,2[,3]},
+.downsample.{0,1}`` (no ``fc``): the same as MMDetection's ResNet and
+torchvision's, so an ImageNet checkpoint of either loads key for key. With GN
+the norms are named ``gn1``, ... as in MMDetection.
+
+Output: a tuple of feature maps, one per ``out_indices`` entry, stage ``i``
+having ``64 * 2**i * expansion`` channels and stride ``4 * 2**i`` (default
+strides/dilations).
+
+``style='pytorch'`` puts the stride of a bottleneck on its 3x3 conv,
+``'caffe'`` on its first 1x1 conv (MSRA/Detectron weights).
+"""
+import glob
+import os.path as osp
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+from urllib.parse import urlparse
+
+import torch
+import torch.nn as nn
+import torch.utils.checkpoint as cp
+from mmengine.logging import MMLogger
+from mmengine.model import BaseModule
+from torch import Tensor
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from mmft.registry import MODELS
+from ..layers import build_conv_layer, build_norm_layer
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convs with identity shortcut (ResNet-18/34)."""
+
+    expansion = 1
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, dilation: int = 1,
+                 downsample: Optional[nn.Module] = None, style: str = 'pytorch',
+                 with_cp: bool = False, conv_cfg: Optional[Dict] = None,
+                 norm_cfg: Dict = dict(type='BN')) -> None:
+        super().__init__()
+        self.norm1_name, norm1 = build_norm_layer(norm_cfg, planes, postfix=1)
+        self.norm2_name, norm2 = build_norm_layer(norm_cfg, planes, postfix=2)
+        self.conv1 = build_conv_layer(conv_cfg, inplanes, planes, 3, stride=stride,
+                                      padding=dilation, dilation=dilation, bias=False)
+        self.add_module(self.norm1_name, norm1)
+        self.conv2 = build_conv_layer(conv_cfg, planes, planes, 3, padding=1, bias=False)
+        self.add_module(self.norm2_name, norm2)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+        self.stride = stride
+        self.dilation = dilation
+        self.with_cp = with_cp
+
+    @property
+    def norm1(self) -> nn.Module:
+        return getattr(self, self.norm1_name)
+
+    @property
+    def norm2(self) -> nn.Module:
+        return getattr(self, self.norm2_name)
+
+    def _inner_forward(self, x: Tensor) -> Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.norm1(self.conv1(x)))
+        out = self.norm2(self.conv2(out))
+        return out + identity
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.with_cp and x.requires_grad:
+            out = cp.checkpoint(self._inner_forward, x, use_reentrant=False)
+        else:
+            out = self._inner_forward(x)
+        return self.relu(out)
+
+
+class Bottleneck(nn.Module):
+    """1x1 -> 3x3 -> 1x1 bottleneck (ResNet-50/101/152)."""
+
+    expansion = 4
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, dilation: int = 1,
+                 downsample: Optional[nn.Module] = None, style: str = 'pytorch',
+                 with_cp: bool = False, conv_cfg: Optional[Dict] = None,
+                 norm_cfg: Dict = dict(type='BN')) -> None:
+        super().__init__()
+        if style not in ('pytorch', 'caffe'):
+            raise ValueError(f"ResNet style must be 'pytorch' or 'caffe', got {style!r}")
+        # caffe (MSRA) weights were trained with the stride on the first 1x1 conv
+        conv1_stride, conv2_stride = (1, stride) if style == 'pytorch' else (stride, 1)
+        self.norm1_name, norm1 = build_norm_layer(norm_cfg, planes, postfix=1)
+        self.norm2_name, norm2 = build_norm_layer(norm_cfg, planes, postfix=2)
+        self.norm3_name, norm3 = build_norm_layer(norm_cfg, planes * self.expansion, postfix=3)
+        self.conv1 = build_conv_layer(conv_cfg, inplanes, planes, 1, stride=conv1_stride,
+                                      bias=False)
+        self.add_module(self.norm1_name, norm1)
+        self.conv2 = build_conv_layer(conv_cfg, planes, planes, 3, stride=conv2_stride,
+                                      padding=dilation, dilation=dilation, bias=False)
+        self.add_module(self.norm2_name, norm2)
+        self.conv3 = build_conv_layer(conv_cfg, planes, planes * self.expansion, 1, bias=False)
+        self.add_module(self.norm3_name, norm3)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+        self.stride = stride
+        self.dilation = dilation
+        self.style = style
+        self.with_cp = with_cp
+
+    @property
+    def norm1(self) -> nn.Module:
+        return getattr(self, self.norm1_name)
+
+    @property
+    def norm2(self) -> nn.Module:
+        return getattr(self, self.norm2_name)
+
+    @property
+    def norm3(self) -> nn.Module:
+        return getattr(self, self.norm3_name)
+
+    def _inner_forward(self, x: Tensor) -> Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.norm1(self.conv1(x)))
+        out = self.relu(self.norm2(self.conv2(out)))
+        out = self.norm3(self.conv3(out))
+        return out + identity
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.with_cp and x.requires_grad:
+            out = cp.checkpoint(self._inner_forward, x, use_reentrant=False)
+        else:
+            out = self._inner_forward(x)
+        return self.relu(out)
+
+
+def resolve_checkpoint_path(checkpoint: str) -> Optional[str]:
+    """Local file for a checkpoint name, or None when it is remote and not cached.
+
+    ``torchvision://NAME`` and ``http(s)://.../FILE`` are looked up in the torch
+    hub cache (``$TORCH_HOME/hub/checkpoints``) where torchvision keeps its
+    downloads; any other ``scheme://`` is remote; anything else is a local path.
+    """
+    hub_dir = osp.join(torch.hub.get_dir(), 'checkpoints')
+    if checkpoint.startswith('torchvision://'):
+        name = checkpoint[len('torchvision://'):]
+        found = sorted(glob.glob(osp.join(hub_dir, f'{name}-*.pth')))
+        return found[0] if found else None
+    if checkpoint.startswith(('http://', 'https://')):
+        cached = osp.join(hub_dir, osp.basename(urlparse(checkpoint).path))
+        return cached if osp.isfile(cached) else None
+    if '://' in checkpoint:
+        return None
+    return checkpoint
+
+
+@MODELS.register_module()
+class ResNet(BaseModule):
+    """ResNet backbone (MMDetection 3.x arguments).
+
+    Args:
+        depth: 18, 34, 50, 101 or 152.
+        in_channels: input image channels.
+        stem_channels: stem output channels (default ``base_channels``).
+        base_channels: channels of the first stage's blocks.
+        num_stages: 1..4 residual stages.
+        strides, dilations: per stage.
+        out_indices: stages whose output is returned (0-based).
+        style: ``'pytorch'`` or ``'caffe'``.
+        deep_stem, avg_down: not supported (raise).
+        frozen_stages: -1 trains everything; k >= 0 freezes the stem and
+            stages 1..k (no gradient, BN statistics fixed).
+        norm_cfg: norm of every layer, ``requires_grad`` honoured.
+        norm_eval: keep every BN in eval mode during training.
+        with_cp: gradient checkpointing in the blocks.
+        zero_init_residual: start each block's last norm at zero.
+        pretrained: deprecated, same as ``init_cfg=dict(type='Pretrained', checkpoint=...)``.
+        init_cfg: ``dict(type='Pretrained', checkpoint=PATH[, prefix=...])``
+            loads a local ImageNet state_dict (torchvision or MMDetection
+            layout) with ``weights_only=True``; otherwise Kaiming/constant init.
+    """
+
+    arch_settings = {
+        18: (BasicBlock, (2, 2, 2, 2)),
+        34: (BasicBlock, (3, 4, 6, 3)),
+        50: (Bottleneck, (3, 4, 6, 3)),
+        101: (Bottleneck, (3, 4, 23, 3)),
+        152: (Bottleneck, (3, 8, 36, 3)),
+    }
+
+    def __init__(self,
+                 depth: int,
+                 in_channels: int = 3,
+                 stem_channels: Optional[int] = None,
+                 base_channels: int = 64,
+                 num_stages: int = 4,
+                 strides: Sequence[int] = (1, 2, 2, 2),
+                 dilations: Sequence[int] = (1, 1, 1, 1),
+                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 style: str = 'pytorch',
+                 deep_stem: bool = False,
+                 avg_down: bool = False,
+                 frozen_stages: int = -1,
+                 conv_cfg: Optional[Dict] = None,
+                 norm_cfg: Dict = dict(type='BN', requires_grad=True),
+                 norm_eval: bool = True,
+                 dcn: Optional[Dict] = None,
+                 stage_with_dcn: Sequence[bool] = (False, False, False, False),
+                 plugins: Optional[List[Dict]] = None,
+                 with_cp: bool = False,
+                 zero_init_residual: bool = True,
+                 pretrained: Optional[str] = None,
+                 init_cfg: Optional[Union[Dict, List[Dict]]] = None) -> None:
+        if depth not in self.arch_settings:
+            raise KeyError(f'ResNet depth {depth!r} is invalid; use one of '
+                           f'{sorted(self.arch_settings)}')
+        if not 1 <= num_stages <= 4:
+            raise ValueError(f'ResNet num_stages must be in 1..4, got {num_stages}')
+        if len(strides) != num_stages or len(dilations) != num_stages:
+            raise ValueError(f'ResNet strides {tuple(strides)} and dilations {tuple(dilations)} '
+                             f'need one entry per stage (num_stages={num_stages})')
+        if not out_indices or max(out_indices) >= num_stages:
+            raise ValueError(f'ResNet out_indices {tuple(out_indices)} must be non-empty '
+                             f'and < num_stages={num_stages}')
+        if style not in ('pytorch', 'caffe'):
+            raise ValueError(f"ResNet style must be 'pytorch' or 'caffe', got {style!r}")
+        if deep_stem or avg_down:
+            raise NotImplementedError('ResNet deep_stem=True / avg_down=True (ResNetV1d) is not '
+                                      'supported by mmft yet; use the default stem')
+        if dcn is not None or plugins:
+            raise NotImplementedError('ResNet dcn / plugins are not supported by mmft; '
+                                      'remove them from the config')
+        if pretrained is not None:
+            if init_cfg is not None:
+                raise ValueError('ResNet: set either init_cfg or the deprecated pretrained, '
+                                 'not both')
+            init_cfg = dict(type='Pretrained', checkpoint=pretrained)
+        super().__init__(init_cfg)
+
+        self.depth = depth
+        self.zero_init_residual = zero_init_residual
+        self.stem_channels = stem_channels or base_channels
+        self.base_channels = base_channels
+        self.num_stages = num_stages
+        self.strides = tuple(strides)
+        self.dilations = tuple(dilations)
+        self.out_indices = tuple(out_indices)
+        self.style = style
+        self.frozen_stages = frozen_stages
+        self.conv_cfg = conv_cfg
+        self.norm_cfg = norm_cfg
+        self.norm_eval = norm_eval
+        self.with_cp = with_cp
+        self.block, stage_blocks = self.arch_settings[depth]
+        self.stage_blocks = stage_blocks[:num_stages]
+
+        self.conv1 = build_conv_layer(conv_cfg, in_channels, self.stem_channels, 7, stride=2,
+                                      padding=3, bias=False)
+        self.norm1_name, norm1 = build_norm_layer(norm_cfg, self.stem_channels, postfix=1)
+        self.add_module(self.norm1_name, norm1)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+
+        self.inplanes = self.stem_channels
+        self.res_layers = []
+        for i, num_blocks in enumerate(self.stage_blocks):
+            planes = base_channels * 2**i
+            res_layer = self._make_res_layer(planes, num_blocks, self.strides[i],
+                                             self.dilations[i])
+            self.inplanes = planes * self.block.expansion
+            layer_name = f'layer{i + 1}'
+            self.add_module(layer_name, res_layer)
+            self.res_layers.append(layer_name)
+        self.feat_dim = self.block.expansion * base_channels * 2**(len(self.stage_blocks) - 1)
+        self._freeze_stages()
+
+    @property
+    def norm1(self) -> nn.Module:
+        return getattr(self, self.norm1_name)
+
+    def _make_res_layer(self, planes: int, num_blocks: int, stride: int,
+                        dilation: int) -> nn.Sequential:
+        downsample = None
+        if stride != 1 or self.inplanes != planes * self.block.expansion:
+            downsample = nn.Sequential(
+                build_conv_layer(self.conv_cfg, self.inplanes, planes * self.block.expansion, 1,
+                                 stride=stride, bias=False),
+                build_norm_layer(self.norm_cfg, planes * self.block.expansion)[1])
+        common = dict(style=self.style, with_cp=self.with_cp, conv_cfg=self.conv_cfg,
+                      norm_cfg=self.norm_cfg, dilation=dilation)
+        layers = [self.block(self.inplanes, planes, stride=stride, downsample=downsample,
+                             **common)]
+        inplanes = planes * self.block.expansion
+        for _ in range(1, num_blocks):
+            layers.append(self.block(inplanes, planes, stride=1, **common))
+        return nn.Sequential(*layers)
+
+    def _freeze_stages(self) -> None:
+        if self.frozen_stages >= 0:
+            for module in (self.conv1, self.norm1):
+                module.eval()
+                for param in module.parameters():
+                    param.requires_grad = False
+        for i in range(1, self.frozen_stages + 1):
+            layer = getattr(self, f'layer{i}')
+            layer.eval()
+            for param in layer.parameters():
+                param.requires_grad = False
+
+    def init_weights(self) -> None:
+        """Kaiming/constant init, then the ``Pretrained`` checkpoint if configured.
+
+        The pretrained load is done here rather than by MMEngine's
+        ``PretrainedInit`` so that it reads with ``weights_only=True`` and
+        reports missing / unexpected keys.
+        """
+        cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg]
+        pretrained = [c for c in cfgs if isinstance(c, dict) and c.get('type') == 'Pretrained']
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
+            elif isinstance(m, (_BatchNorm, nn.GroupNorm)) and m.weight is not None:
+                nn.init.constant_(m.weight, 1)
+                nn.init.constant_(m.bias, 0)
+        if self.zero_init_residual:
+            for m in self.modules():
+                if isinstance(m, Bottleneck):
+                    nn.init.constant_(m.norm3.weight, 0)
+                elif isinstance(m, BasicBlock):
+                    nn.init.constant_(m.norm2.weight, 0)
+        for cfg in pretrained:
+            local = resolve_checkpoint_path(cfg['checkpoint'])
+            if local is None:
+                # MMDetection configs name remote weights (torchvision://resnet50); nothing
+                # is downloaded here, and a fine-tuning run overwrites the backbone from
+                # load_from anyway, so this is a warning rather than an error
+                MMLogger.get_current_instance().warning(
+                    f"ResNet init_cfg checkpoint {cfg['checkpoint']!r} is remote and not in the "
+                    f'torch hub cache ({osp.join(torch.hub.get_dir(), "checkpoints")}); the '
+                    'backbone keeps its random init. Put the file there, give a local path, '
+                    'or set load_from.')
+                continue
+            self.load_pretrained(local, prefix=cfg.get('prefix', None))
+        self._is_init = True
+
+    def load_pretrained(self, checkpoint: str,
+                        prefix: Optional[str] = None) -> Tuple[List[str], List[str]]:
+        """Load a local classification checkpoint (``weights_only=True``).
+
+        Accepts a bare state_dict or one under ``'state_dict'`` / ``'model'``;
+        ``prefix`` (e.g. ``'backbone.'``) selects and strips keys of a detector
+        checkpoint. Keys of ``fc`` are expected to be unused.
+
+        Returns:
+            ``(missing_keys, unexpected_keys)``.
+        """
+        try:
+            state = torch.load(checkpoint, map_location='cpu', weights_only=True)
+        except FileNotFoundError:
+            raise FileNotFoundError(f'ResNet init_cfg checkpoint {checkpoint!r} does not exist; '
+                                    'give a local path (nothing is downloaded)') from None
+        for key in ('state_dict', 'model'):
+            if isinstance(state, dict) and isinstance(state.get(key), dict):
+                state = state[key]
+        state = {k[len('module.'):] if k.startswith('module.') else k: v
+                 for k, v in state.items()}
+        if prefix:
+            prefix = prefix if prefix.endswith('.') else prefix + '.'
+            state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+            if not state:
+                raise KeyError(f'ResNet init_cfg prefix {prefix!r} matches no key of '
+                               f'{checkpoint!r}')
+        result = self.load_state_dict(state, strict=False)
+        unexpected = [k for k in result.unexpected_keys if not k.startswith('fc.')]
+        logger = MMLogger.get_current_instance()
+        if result.missing_keys:
+            logger.warning(f'ResNet pretrained {checkpoint}: missing keys {result.missing_keys}')
+        if unexpected:
+            logger.warning(f'ResNet pretrained {checkpoint}: unexpected keys {unexpected}')
+        return list(result.missing_keys), unexpected
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
+        x = self.maxpool(self.relu(self.norm1(self.conv1(x))))
+        outs = []
+        for i, layer_name in enumerate(self.res_layers):
+            x = getattr(self, layer_name)(x)
+            if i in self.out_indices:
+                outs.append(x)
+        return tuple(outs)
+
+    def train(self, mode: bool = True) -> 'ResNet':
+        """Switch mode, keeping frozen stages (and all BN with ``norm_eval``) in eval."""
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self

@@ -1,0 +1,5 @@
+"""Small building blocks shared by backbones, necks and heads."""
+from .conv_module import (ConvModule, build_activation_layer, build_conv_layer,
+                          build_norm_layer)
+
+__all__ = ['ConvModule', 'build_norm_layer', 'build_conv_layer', 'build_activation_layer']

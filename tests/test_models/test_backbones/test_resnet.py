@@ -1,0 +1,132 @@
+import pytest
+import torch
+import torchvision
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from mmft.models.backbones import ResNet
+from mmft.models.backbones.resnet import resolve_checkpoint_path
+from mmft.registry import MODELS
+
+
+def test_resnet50_state_dict_matches_torchvision():
+    ours = ResNet(depth=50).state_dict()
+    ref = {k: v for k, v in torchvision.models.resnet50(weights=None).state_dict().items()
+           if not k.startswith('fc.')}
+    assert set(ours) == set(ref)
+    for key, value in ref.items():
+        assert ours[key].shape == value.shape, key
+
+
+@pytest.mark.parametrize('depth,channels', [(18, (64, 128, 256, 512)), (34, (64, 128, 256, 512)),
+                                            (50, (256, 512, 1024, 2048))])
+def test_output_shapes(depth, channels):
+    model = ResNet(depth=depth).eval()
+    with torch.no_grad():
+        outs = model(torch.randn(1, 3, 64, 96))
+    assert [tuple(o.shape) for o in outs] == [
+        (1, c, 64 // s, 96 // s) for c, s in zip(channels, (4, 8, 16, 32))]
+
+
+def test_out_indices_and_caffe_style_stride_position():
+    model = MODELS.build(dict(type='ResNet', depth=50, out_indices=(1, 3), style='caffe'))
+    assert model.layer2[0].conv1.stride == (2, 2) and model.layer2[0].conv2.stride == (1, 1)
+    pytorch = ResNet(depth=50)
+    assert pytorch.layer2[0].conv1.stride == (1, 1) and pytorch.layer2[0].conv2.stride == (2, 2)
+    outs = model.eval()(torch.randn(1, 3, 64, 64))
+    assert [tuple(o.shape) for o in outs] == [(1, 512, 8, 8), (1, 2048, 2, 2)]
+
+
+def test_frozen_stages_and_norm_eval():
+    model = ResNet(depth=18, frozen_stages=1, norm_eval=False)
+    model.train()
+    frozen = [model.conv1, model.bn1, model.layer1]
+    for module in frozen:
+        assert all(not p.requires_grad for p in module.parameters())
+        assert all(not m.training for m in module.modules())
+    assert all(p.requires_grad for p in model.layer2.parameters())
+    assert model.layer2.training and model.layer2[0].bn1.training
+
+    model = ResNet(depth=18, frozen_stages=-1, norm_eval=True).train()
+    assert all(not m.training for m in model.modules() if isinstance(m, _BatchNorm))
+    assert model.layer4[0].conv1.training
+    assert all(p.requires_grad for p in model.parameters())
+
+
+def test_norm_requires_grad_false_and_gn_names():
+    model = ResNet(depth=18, norm_cfg=dict(type='BN', requires_grad=False))
+    assert not model.bn1.weight.requires_grad and model.conv1.weight.requires_grad
+    gn = ResNet(depth=18, norm_cfg=dict(type='GN', num_groups=32))
+    assert 'gn1.weight' in gn.state_dict() and 'layer1.0.gn2.weight' in gn.state_dict()
+
+
+@pytest.mark.parametrize('depth', [18, 50])
+def test_pretrained_init_cfg_loads_torchvision_weights(tmp_path, depth):
+    ref = getattr(torchvision.models, f'resnet{depth}')(weights=None)
+    path = tmp_path / f'r{depth}.pth'
+    torch.save(ref.state_dict(), path)
+    model = ResNet(depth=depth, init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    model.init_weights()
+    assert model.load_pretrained(str(path)) == ([], [])  # only fc.* is left over
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, ref.state_dict()[key])
+    x = torch.randn(1, 3, 64, 64)
+    ref.eval(), model.eval()
+    with torch.no_grad():
+        expected = ref.layer4(ref.layer3(ref.layer2(ref.layer1(
+            ref.maxpool(ref.relu(ref.bn1(ref.conv1(x))))))))
+        torch.testing.assert_close(model(x)[-1], expected)
+
+
+def test_torchvision_scheme_resolves_from_hub_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path))
+    model = ResNet(depth=18, init_cfg=dict(type='Pretrained',
+                                           checkpoint='torchvision://resnet18'))
+    before = model.conv1.weight.clone()
+    model.init_weights()  # not cached: warns, keeps the default init
+    assert not torch.equal(model.conv1.weight, before) and model.is_init
+    assert resolve_checkpoint_path('open-mmlab://detectron2/resnet50_caffe') is None
+
+    ref = torchvision.models.resnet18(weights=None)
+    hub = tmp_path / 'hub' / 'checkpoints'
+    hub.mkdir(parents=True)
+    torch.save(ref.state_dict(), hub / 'resnet18-f37072fd.pth')
+    assert resolve_checkpoint_path('torchvision://resnet18') == str(hub / 'resnet18-f37072fd.pth')
+    model = ResNet(depth=18, init_cfg=dict(type='Pretrained',
+                                           checkpoint='torchvision://resnet18'))
+    model.init_weights()
+    torch.testing.assert_close(model.conv1.weight, ref.conv1.weight)
+
+
+def test_missing_local_checkpoint_is_an_error():
+    model = ResNet(depth=18, init_cfg=dict(type='Pretrained', checkpoint='/no/such/r18.pth'))
+    with pytest.raises(FileNotFoundError, match='local path'):
+        model.init_weights()
+
+
+def test_with_cp_gives_same_output_and_grads():
+    torch.manual_seed(0)
+    plain = ResNet(depth=18, norm_eval=True).train()
+    cp = ResNet(depth=18, with_cp=True, norm_eval=True).train()
+    cp.load_state_dict(plain.state_dict())
+    x = torch.randn(1, 3, 32, 32, requires_grad=True)
+    out_plain, out_cp = plain(x)[-1], cp(x)[-1]
+    torch.testing.assert_close(out_plain, out_cp)
+    out_plain.sum().backward()
+    out_cp.sum().backward()
+    torch.testing.assert_close(plain.conv1.weight.grad, cp.conv1.weight.grad)
+
+
+def test_default_init_zero_inits_residual_norms():
+    model = ResNet(depth=50)
+    model.init_weights()
+    assert torch.all(model.layer1[0].bn3.weight == 0)
+    assert torch.all(model.layer1[0].bn1.weight == 1)
+
+
+def test_invalid_arguments():
+    with pytest.raises(KeyError, match='depth'):
+        ResNet(depth=42)
+    with pytest.raises(NotImplementedError, match='deep_stem'):
+        ResNet(depth=18, deep_stem=True)
+    with pytest.raises(ValueError, match='style'):
+        ResNet(depth=50, style='tf')
