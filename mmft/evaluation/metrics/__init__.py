@@ -1,1 +1,6 @@
+"""Metrics registered in mmft's METRICS registry under MMDetection 3.x type names."""
+from .cityscapes_metric import CityScapesMetric
+from .coco_metric import CocoMetric
+from .voc_metric import VOCMetric
 
+__all__ = ['CocoMetric', 'VOCMetric', 'CityScapesMetric']
