@@ -42,7 +42,8 @@ def test_cfg_options_override_nested_keys_and_list_items(repo_root):
 def test_resume_flag_forms():
     cfg = Config(dict(load_from='coco.pth', resume=False))
     apply_resume(cfg, train_tool.parse_args(['c.py', '--resume']).resume)
-    assert cfg.resume is True and cfg.load_from is None
+    # the latest checkpoint of the work_dir if any, else fine-tune from load_from
+    assert cfg.resume == 'auto' and cfg.load_from == 'coco.pth'
     cfg = Config(dict(load_from='coco.pth', resume=False))
     apply_resume(cfg, train_tool.parse_args(['c.py', '--resume', 'w/epoch_3.pth']).resume)
     assert cfg.resume is True and cfg.load_from == 'w/epoch_3.pth'

@@ -1,0 +1,180 @@
+"""Run a trained detector on images from a script or a notebook (MMDetection 3.x's API).
+
+    model = init_detector('configs/finetune/voc.py', 'work_dirs/voc/epoch_12.pth')
+    result = inference_detector(model, 'street.jpg')    # DetDataSample
+    result.pred_instances.bboxes, .labels, .scores(, .masks)
+
+Images go through the config's test pipeline (``test_dataloader.dataset.pipeline``);
+an ndarray (BGR, as OpenCV reads it) skips its first step, the file loading.
+Predictions are in pixels of the original image. Class names come from the
+checkpoint (``meta.dataset_meta.classes``), so ``model.dataset_meta`` names the
+labels of the model that is actually loaded.
+"""
+import copy
+import warnings
+from pathlib import Path
+from typing import Callable, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from mmengine.config import Config
+from mmengine.dataset import Compose
+from mmengine.model.utils import revert_sync_batchnorm
+from mmengine.registry import init_default_scope
+from torch import nn
+
+from mmft.finetune.config import dataset_classes
+from mmft.finetune.converters.coco_classes import COCO_CLASSES
+from mmft.finetune.io import read_checkpoint
+from mmft.finetune.load import checkpoint_classes
+from mmft.registry import DATASETS, MODELS
+from mmft.structures import DetDataSample
+from mmft.utils import register_all_modules
+
+ImagesType = Union[str, np.ndarray, Sequence[str], Sequence[np.ndarray]]
+
+
+def init_detector(config: Union[str, Path, Config],
+                  checkpoint: Optional[str] = None,
+                  device: str = 'cpu',
+                  cfg_options: Optional[dict] = None,
+                  palette: str = 'none') -> nn.Module:
+    """Build the detector of ``config`` and load ``checkpoint`` into it, in eval mode.
+
+    Args:
+        config: config file or :class:`Config`.
+        checkpoint: weights (any format ``read_checkpoint`` reads); None keeps
+            PyTorch's initialisation (``init_cfg`` is not applied either way).
+        device: ``'cpu'``, ``'cuda:0'``, ...
+        cfg_options: overrides merged into the config first.
+        palette: colours for drawing, stored in ``model.dataset_meta['palette']``:
+            ``'none'`` takes the test dataset's palette (random fixed colours
+            without one); anything :func:`mmft.visualization.get_palette` accepts
+            otherwise (``'random'``, ``'coco'``, a colour list).
+
+    Returns:
+        The model, with ``model.cfg`` (the config) and ``model.dataset_meta``
+        (``classes`` and ``palette``).
+    """
+    if isinstance(config, (str, Path)):
+        config = Config.fromfile(str(config))
+    elif not isinstance(config, Config):
+        raise TypeError(f'config must be a file name or a Config, got {type(config).__name__}')
+    config = copy.deepcopy(config)
+    if cfg_options is not None:
+        config.merge_from_dict(cfg_options)
+    register_all_modules(init_default_scope=False)
+    init_default_scope(config.get('default_scope', 'mmft'))
+    model = revert_sync_batchnorm(MODELS.build(config.model))  # SyncBN needs a process group
+
+    test_dataset = config.get('test_dataloader', {}).get('dataset')
+    classes = None
+    if checkpoint is not None:
+        loaded = read_checkpoint(checkpoint)
+        _load_weights(model, loaded.state_dict, checkpoint)
+        # CLASSES: MMDetection 2.x checkpoints
+        classes = checkpoint_classes(loaded) or (loaded.meta or {}).get('CLASSES')
+    if classes is None:
+        classes = dataset_classes(test_dataset) if test_dataset is not None else None
+    if classes is None:
+        warnings.warn('neither the checkpoint nor the config names the classes; labels '
+                      'are shown with COCO class names')
+        classes = COCO_CLASSES
+    if palette == 'none':
+        palette = _dataset_palette(test_dataset)
+    model.dataset_meta = dict(classes=tuple(classes), palette=palette)
+    model.cfg = config
+    model.to(device)
+    model.eval()
+    return model
+
+
+def _load_weights(model: nn.Module, state_dict: dict, path: str) -> None:
+    """Load strictly in shape; warn about keys the model and the file don't share."""
+    own = model.state_dict()
+    mismatched = [f'{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}'
+                  for k, v in state_dict.items() if k in own and own[k].shape != v.shape]
+    if mismatched:
+        raise ValueError(
+            f'{path} does not fit the model built from the config ({len(mismatched)} shape '
+            f'mismatches, e.g. {mismatched[:3]}); use the config the checkpoint was trained '
+            'with (num_classes of the heads in particular)')
+    result = model.load_state_dict(state_dict, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        warnings.warn(f'{path}: {len(result.missing_keys)} model weights not in the file '
+                      f'(e.g. {result.missing_keys[:3]}), {len(result.unexpected_keys)} file '
+                      f'weights not in the model (e.g. {result.unexpected_keys[:3]})')
+
+
+def _dataset_palette(dataset_cfg: Optional[dict]):
+    """The palette a dataset config will have, without building it; 'random' if none."""
+    while dataset_cfg is not None and 'dataset' in dataset_cfg:  # Repeat/ClassBalanced
+        dataset_cfg = dataset_cfg['dataset']
+    if dataset_cfg is None:
+        return 'random'
+    palette = (dataset_cfg.get('metainfo') or {}).get('palette')
+    dataset_cls = DATASETS.get(dataset_cfg['type']) if isinstance(
+        dataset_cfg.get('type'), str) else dataset_cfg.get('type')
+    return palette or getattr(dataset_cls, 'METAINFO', {}).get('palette') or 'random'
+
+
+def _test_pipeline_cfg(cfg: Config) -> List[dict]:
+    dataset = cfg.test_dataloader.dataset
+    while 'pipeline' not in dataset:  # look through dataset wrappers
+        if 'dataset' in dataset:
+            dataset = dataset['dataset']
+        elif 'datasets' in dataset:
+            dataset = dataset['datasets'][0]
+        else:
+            raise KeyError('test_dataloader.dataset has no pipeline; the config must '
+                           'say how test images are prepared')
+    return copy.deepcopy(list(dataset.pipeline))
+
+
+def _load_ndarray(results: dict) -> dict:
+    """What LoadImageFromFile adds, for an image given as an array."""
+    img = results['img']
+    results.update(img_path=None, img_shape=img.shape[:2], ori_shape=img.shape[:2])
+    return results
+
+
+def build_test_pipeline(cfg: Config, for_arrays: bool = False) -> Callable[[dict], dict]:
+    """The config's test pipeline; ``for_arrays``: its first step (file loading)
+    replaced by one that takes ``results['img']``, an ndarray."""
+    steps = _test_pipeline_cfg(cfg)
+    return Compose([_load_ndarray] + steps[1:] if for_arrays else steps)
+
+
+def inference_detector(model: nn.Module, imgs: ImagesType,
+                       test_pipeline: Optional[Callable[[dict], dict]] = None
+                       ) -> Union[DetDataSample, List[DetDataSample]]:
+    """Detect objects in one image or a list of images.
+
+    Args:
+        model: from :func:`init_detector`.
+        imgs: image file(s) or BGR uint8 array(s) ``(H, W, 3)``.
+        test_pipeline: a built pipeline to use instead of the config's.
+
+    Returns:
+        A :class:`DetDataSample` with ``pred_instances`` per image; a list when
+        ``imgs`` is a list or tuple.
+    """
+    is_batch = isinstance(imgs, (list, tuple))
+    images = list(imgs) if is_batch else [imgs]
+    if not images:
+        return []
+    if test_pipeline is None:
+        test_pipeline = build_test_pipeline(model.cfg, isinstance(images[0], np.ndarray))
+    results = []
+    for i, img in enumerate(images):
+        data = dict(img=img, img_id=i) if isinstance(img, np.ndarray) else \
+            dict(img_path=str(img), img_id=i)
+        packed = test_pipeline(data)
+        if packed is None:
+            where = data.get('img_path') or f'array {i}'
+            raise ValueError(f'the test pipeline dropped {where}: '
+                             f"{data.get('skip_reason', 'no reason given')}")
+        batch = dict(inputs=[packed['inputs']], data_samples=[packed['data_samples']])
+        with torch.no_grad():
+            results.append(model.test_step(batch)[0])
+    return results if is_batch else results[0]
