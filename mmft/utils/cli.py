@@ -53,12 +53,16 @@ def enable_auto_scale_lr(cfg: Config) -> None:
 
 
 def apply_resume(cfg: Config, resume: Optional[str]) -> None:
-    """``--resume`` alone (or ``auto``) resumes from the work_dir's last checkpoint;
-    ``--resume PATH`` resumes from PATH. Resuming replaces ``load_from``."""
+    """``--resume`` alone (or ``auto``): resume from the work_dir's latest checkpoint,
+    or, on the first run of that work_dir, fine-tune from ``load_from`` as usual
+    (``resume='auto'``, handled by FinetuneRunner). ``--resume PATH``: resume from PATH."""
     if resume is None:
         return
-    cfg.resume = True
-    cfg.load_from = None if resume == 'auto' else resume
+    if resume == 'auto':
+        cfg.resume = 'auto'
+    else:
+        cfg.resume = True
+        cfg.load_from = resume
 
 
 def prepare_cpu_distributed(cfg: Config, launcher: str) -> None:

@@ -18,6 +18,9 @@ from mmft.structures import DetDataSample
 from .base import BaseTransform
 
 _FIELDS = {'gt_bboxes': 'bboxes', 'gt_bboxes_labels': 'labels', 'gt_masks': 'masks'}
+# what a meta key means when the step that sets it is not in the pipeline: no Resize is a
+# scale of 1, no RandomFlip is no flip
+_DEFAULT_META = {'scale_factor': (1.0, 1.0), 'flip': False, 'flip_direction': None}
 _DTYPES = {'gt_bboxes': torch.float32, 'gt_bboxes_labels': torch.int64}
 
 
@@ -26,9 +29,9 @@ class PackDetInputs(BaseTransform):
     """Pack the image, the instances and the image meta.
 
     Args:
-        meta_keys: Keys of ``results`` copied into the sample's metainfo; each must be
-            present (a missing one means a pipeline step is missing, e.g. Resize for
-            ``scale_factor`` or RandomFlip for ``flip``).
+        meta_keys: Keys of ``results`` copied into the sample's metainfo. Without a
+            Resize, ``scale_factor`` is ``(1.0, 1.0)``; without a RandomFlip, ``flip``
+            is False and ``flip_direction`` None; any other missing key is an error.
     """
 
     def __init__(self,
@@ -37,7 +40,7 @@ class PackDetInputs(BaseTransform):
         self.meta_keys = tuple(meta_keys)
 
     def transform(self, results: dict) -> dict:
-        missing = [k for k in self.meta_keys if k not in results]
+        missing = [k for k in self.meta_keys if k not in results and k not in _DEFAULT_META]
         if missing:
             raise KeyError(f'PackDetInputs meta_keys {missing} are not in the results (keys: '
                            f'{sorted(results)}); add the transform that sets them or remove '
@@ -65,7 +68,8 @@ class PackDetInputs(BaseTransform):
         sample = DetDataSample()
         sample.gt_instances = gt
         sample.ignored_instances = ignored_gt
-        sample.set_metainfo({k: results[k] for k in self.meta_keys})
+        sample.set_metainfo({k: results[k] if k in results else _DEFAULT_META[k]
+                             for k in self.meta_keys})
         packed['data_samples'] = sample
         return packed
 

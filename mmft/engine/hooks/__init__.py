@@ -1,1 +1,5 @@
+"""Hooks that plug mmft into MMEngine's Runner; importing this package registers them."""
+from .unfreeze_hook import GradualUnfreezeHook
+from .visualization_hook import DetVisualizationHook
 
+__all__ = ['DetVisualizationHook', 'GradualUnfreezeHook']

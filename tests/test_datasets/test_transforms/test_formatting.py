@@ -39,5 +39,8 @@ def test_empty_instances_grayscale_and_meta_keys():
     out = PackDetInputs(meta_keys=('img_id', ))(results)
     assert out['inputs'].shape == (1, 8, 6)
     assert out['data_samples'].gt_instances.bboxes.shape == (0, 4)
-    with pytest.raises(KeyError, match=r"\['flip'\].*RandomFlip|add the transform"):
-        PackDetInputs(meta_keys=('img_id', 'flip'))(results)
+    # no Resize / RandomFlip in the pipeline: scale 1, no flip
+    meta = PackDetInputs(meta_keys=('img_id', 'scale_factor', 'flip'))(results)['data_samples']
+    assert meta.scale_factor == (1.0, 1.0) and meta.flip is False
+    with pytest.raises(KeyError, match=r"\['img_path'\].*add the transform"):
+        PackDetInputs(meta_keys=('img_id', 'img_path'))(results)

@@ -1,0 +1,215 @@
+"""The ``finetune = dict(...)`` config section, and ``num_classes`` taken from the data.
+
+Every option also works from the command line, e.g.
+``--cfg-options finetune.exclude="['mask_rcnn']" finetune.freeze="['backbone']"``.
+"""
+import re
+from dataclasses import dataclass, field, fields
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+from .patterns import expand_presets
+
+CHECKPOINT_TYPES = ('auto', 'detection', 'classification')
+
+
+@dataclass
+class UnfreezeStage:
+    """Make ``patterns`` trainable at iteration ``iter`` or epoch ``epoch`` (0-based).
+
+    In a config: ``dict(patterns=['neck'], iter=500)``; on the command line, where
+    MMEngine's DictAction cannot parse dicts inside lists, the string
+    ``'neck@iter500'`` or ``'backbone.layer4@epoch1'``.
+    """
+    patterns: List[str]
+    iter: Optional[int] = None
+    epoch: Optional[int] = None
+
+    @classmethod
+    def parse(cls, stage: Union[str, Mapping[str, Any], 'UnfreezeStage']) -> 'UnfreezeStage':
+        if isinstance(stage, UnfreezeStage):
+            return stage
+        if isinstance(stage, Mapping):
+            return cls(**stage)
+        match = re.fullmatch(r'(?P<pattern>.+)@(?P<unit>iter|epoch)(?P<at>\d+)', str(stage))
+        if match is None:
+            raise ValueError(f"finetune.unfreeze entry {stage!r}: write dict(patterns=[...], "
+                             "iter=N) or epoch=N, or the string 'PATTERN@iterN' / "
+                             "'PATTERN@epochN'")
+        return cls([match['pattern']], **{match['unit']: int(match['at'])})
+
+    def __post_init__(self) -> None:
+        if (self.iter is None) == (self.epoch is None):
+            raise ValueError(f'finetune.unfreeze stage {self.patterns}: give exactly one of '
+                             f'iter= or epoch=, got iter={self.iter}, epoch={self.epoch}')
+        if isinstance(self.patterns, str):
+            self.patterns = [self.patterns]
+
+
+@dataclass
+class FinetuneConfig:
+    """Options of the ``finetune`` section (all optional).
+
+    Attributes:
+        checkpoint_type: 'detection' restores everything that fits;
+            'classification' restores only the backbone (keys with or without
+            'backbone.'); 'auto' (default) is 'classification' for ImageNet
+            checkpoints (recognised by their keys) and 'detection' otherwise.
+        source_format: 'auto', 'mmft', 'torchvision', 'detectron2', 'caffe'.
+        exclude: keys never taken from the checkpoint: wildcards, module
+            paths, 're:' regexes or presets ('faster_rcnn', 'mask_rcnn', ...).
+        class_transfer: copy head rows of classes shared by name.
+        source_classes: class names of a checkpoint that does not carry them.
+        class_mapping: new class -> checkpoint class, beyond names and synonyms.
+        synonyms: use the built-in synonyms (rider -> person, ...).
+        strict_backbone: a suspicious shape mismatch or a missing backbone
+            key is an error.
+        min_loaded: fail when less than this fraction of the model tensors in
+            scope was restored.
+        freeze: parameters to freeze before training.
+        norm_eval: keep fully frozen BatchNorm layers in eval mode.
+        unfreeze: stages of gradual unfreezing (see :class:`UnfreezeStage`).
+    """
+    checkpoint_type: str = 'auto'
+    source_format: str = 'auto'
+    exclude: List[str] = field(default_factory=list)
+    class_transfer: bool = True
+    source_classes: Optional[Tuple[str, ...]] = None
+    class_mapping: Dict[str, str] = field(default_factory=dict)
+    synonyms: bool = True
+    strict_backbone: bool = False
+    min_loaded: Optional[float] = None
+    freeze: List[str] = field(default_factory=list)
+    norm_eval: bool = True
+    unfreeze: List[UnfreezeStage] = field(default_factory=list)
+
+    @classmethod
+    def from_cfg(cls, cfg: Optional[Mapping[str, Any]]) -> 'FinetuneConfig':
+        """Validate a ``finetune`` dict (None -> defaults).
+
+        Raises:
+            ValueError: an unknown option (names the valid ones) or a bad value.
+        """
+        cfg = dict(cfg or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(cfg) - known)
+        if unknown:
+            raise ValueError(f'unknown finetune option(s) {unknown}; valid options: '
+                             f'{sorted(known)}')
+        if isinstance(cfg.get('exclude'), str):
+            cfg['exclude'] = [cfg['exclude']]
+        if isinstance(cfg.get('freeze'), str):
+            cfg['freeze'] = [cfg['freeze']]
+        cfg['exclude'] = expand_presets(cfg.get('exclude'))
+        stages = cfg.get('unfreeze') or []
+        cfg['unfreeze'] = [UnfreezeStage.parse(s)
+                           for s in ([stages] if isinstance(stages, str) else stages)]
+        if cfg.get('source_classes') is not None:
+            cfg['source_classes'] = check_class_tuple(cfg['source_classes'],
+                                                      'finetune.source_classes')
+        self = cls(**cfg)
+        if self.checkpoint_type not in CHECKPOINT_TYPES:
+            raise ValueError(f'finetune.checkpoint_type must be one of {CHECKPOINT_TYPES}, '
+                             f'got {self.checkpoint_type!r}')
+        if self.min_loaded is not None and not 0 <= self.min_loaded <= 1:
+            raise ValueError(f'finetune.min_loaded is a fraction in [0, 1], got '
+                             f'{self.min_loaded!r}')
+        return self
+
+
+def check_class_tuple(classes: Any, where: str) -> Tuple[str, ...]:
+    """``classes`` as a tuple of str, catching the one-class trap ``('a')``.
+
+    Raises:
+        TypeError: ``classes`` is a str (``('a')`` is the str 'a', not a tuple)
+            or not a sequence of str.
+    """
+    if isinstance(classes, str):
+        raise TypeError(f"{where} is the string {classes!r}, not a tuple of class names: "
+                        f"write ({classes!r},) with a trailing comma for one class")
+    if not isinstance(classes, Sequence) or not all(isinstance(c, str) for c in classes):
+        raise TypeError(f'{where} must be a tuple of class-name strings, got {classes!r}')
+    return tuple(classes)
+
+
+def dataset_classes(dataset_cfg: Mapping[str, Any]) -> Optional[Tuple[str, ...]]:
+    """The class names a dataset config will have, without building it.
+
+    Wrappers (RepeatDataset, ClassBalancedDataset, ConcatDataset) are looked
+    through. ``metainfo.classes`` wins; otherwise the dataset type's
+    ``METAINFO['classes']``. None when neither is known.
+    """
+    if dataset_cfg is None:
+        return None
+    if 'dataset' in dataset_cfg:
+        return dataset_classes(dataset_cfg['dataset'])
+    if 'datasets' in dataset_cfg:
+        found = [dataset_classes(d) for d in dataset_cfg['datasets']]
+        known = [c for c in found if c is not None]
+        if known and any(c != known[0] for c in known):
+            raise ValueError(f'ConcatDataset parts have different classes: {known}; give '
+                             'each part the same metainfo=dict(classes=...)')
+        return known[0] if known else None
+    metainfo = dataset_cfg.get('metainfo') or {}
+    if metainfo.get('classes') is not None:
+        return check_class_tuple(metainfo['classes'], 'dataset metainfo.classes')
+    dataset_type = dataset_cfg.get('type')
+    if isinstance(dataset_type, str):
+        from mmft.registry import DATASETS
+        dataset_type = DATASETS.get(dataset_type)
+    classes = getattr(dataset_type, 'METAINFO', {}).get('classes')
+    return tuple(classes) if classes is not None else None
+
+
+def class_dependent_heads(model_cfg: Mapping[str, Any], path: str = 'model'
+                          ) -> List[Tuple[str, Mapping[str, Any]]]:
+    """``(path, head cfg)`` of every part that has ``num_classes``, except the
+    class-agnostic RPN."""
+    found: List[Tuple[str, Mapping[str, Any]]] = []
+    items: Union[Sequence, Mapping]
+    items = model_cfg.items() if isinstance(model_cfg, Mapping) else enumerate(model_cfg)
+    for key, value in items:
+        child = f'{path}.{key}'
+        if key == 'rpn_head':
+            continue
+        if isinstance(value, Mapping):
+            if 'num_classes' in value:
+                found.append((child, value))
+            found.extend(class_dependent_heads(value, child))
+        elif isinstance(value, (list, tuple)):
+            found.extend(class_dependent_heads(value, child))
+    return found
+
+
+def resolve_num_classes(cfg: Any) -> Optional[Tuple[str, ...]]:
+    """Set ``num_classes='auto'`` heads from the data and check the others agree.
+
+    Looks at the train dataset, else the test then val dataset. Mutates ``cfg.model``.
+
+    Returns:
+        The dataset's classes, or None when they can't be known from the config.
+
+    Raises:
+        ValueError: a head's num_classes differs from the number of classes
+            (the message names the head, both numbers and the class list), or
+            'auto' is used but the classes are unknown.
+    """
+    classes = None
+    for loader in ('train_dataloader', 'test_dataloader', 'val_dataloader'):
+        dataset_cfg = (cfg.get(loader) or {}).get('dataset')
+        if dataset_cfg is not None:
+            classes = dataset_classes(dataset_cfg)
+            if classes is not None:
+                break
+    for path, head in class_dependent_heads(cfg.get('model') or {}):
+        num = head['num_classes']
+        if num == 'auto':
+            if classes is None:
+                raise ValueError(f"{path}.num_classes='auto' but the dataset's classes are "
+                                 'unknown: give the dataset metainfo=dict(classes=(...))')
+            head['num_classes'] = len(classes)
+        elif classes is not None and num != len(classes):
+            raise ValueError(
+                f'{path}.num_classes={num} but the dataset has {len(classes)} classes '
+                f'{list(classes)}. Set {path}.num_classes={len(classes)} (or \'auto\'), or '
+                'give the dataset metainfo=dict(classes=(...)) with the classes to train')
+    return classes

@@ -1,0 +1,142 @@
+"""The fine-tuning load: what fits loads bit for bit, the rest is skipped and reported."""
+import pytest
+import torch
+
+from mmft.finetune.config import FinetuneConfig
+from mmft.finetune.load import load_pretrained
+from mmft.finetune.report import BUCKETS
+
+OLD = ('person', 'car', 'bus', 'dog')
+NEW = ('car', 'rider', 'unicorn')
+
+
+def _save(tmp_path, model, classes=OLD, name='src.pth', prefix=''):
+    path = tmp_path / name
+    state = {prefix + k: v for k, v in model.state_dict().items()}
+    meta = {'dataset_meta': {'classes': classes}} if classes else {}
+    torch.save({'state_dict': state, 'meta': meta}, path)
+    return str(path)
+
+
+def _every_key_in_one_bucket(report, model, source):
+    keys = set(model.state_dict()) | set(source)
+    for key in keys:
+        report.bucket_of(key)  # raises unless exactly one
+    assert sum(len(getattr(report, b)) for b in BUCKETS) == len(keys)
+
+
+def test_new_num_classes_skips_heads_and_keeps_the_rest_identical(tmp_path, make_detector):
+    source = make_detector(len(OLD), seed=1)
+    target = make_detector(len(NEW), seed=2)
+    path = _save(tmp_path, source, classes=None)
+    report = load_pretrained(target, path, FinetuneConfig(), new_classes=NEW)
+    src = source.state_dict()
+    for key, value in target.state_dict().items():
+        if 'fc_cls' in key or 'fc_reg' in key or 'conv_logits' in key:
+            assert not torch.equal(value, src[key][:value.shape[0]])
+        else:
+            assert torch.equal(value, src[key]), key
+    assert sorted(report.skipped_expected) == sorted(
+        f'roi_head.{k}' for k in ['bbox_head.fc_cls.weight', 'bbox_head.fc_cls.bias',
+                                  'bbox_head.fc_reg.weight', 'bbox_head.fc_reg.bias',
+                                  'mask_head.conv_logits.weight', 'mask_head.conv_logits.bias'])
+    assert report.skipped_suspicious == [] and report.transferred == []
+    assert 'source_classes' in report.reasons['roi_head.bbox_head.fc_cls.weight']
+    _every_key_in_one_bucket(report, target, src)
+    table = report.table()
+    assert 'roi_head.bbox_head' in table and 'roi_head.mask_head' in table and 'backbone' in table
+
+
+def test_class_aware_transfer_copies_shared_rows(tmp_path, make_detector):
+    source = make_detector(len(OLD), seed=1)
+    target = make_detector(len(NEW), seed=2)
+    init = {k: v.clone() for k, v in target.state_dict().items()}
+    report = load_pretrained(target, _save(tmp_path, source), FinetuneConfig(), NEW)
+    src, out = source.state_dict(), target.state_dict()
+    cls_w, reg_w = 'roi_head.bbox_head.fc_cls.weight', 'roi_head.bbox_head.fc_reg.weight'
+    assert torch.equal(out[cls_w][0], src[cls_w][1])  # car <- car
+    assert torch.equal(out[cls_w][1], src[cls_w][0])  # rider <- person (synonym)
+    assert torch.equal(out[cls_w][2], init[cls_w][2])  # unicorn is new
+    assert torch.equal(out[cls_w][3], src[cls_w][4])  # background: row 4 -> row 3
+    assert torch.equal(out[reg_w][0:4], src[reg_w][4:8])
+    assert torch.equal(out[reg_w][8:12], init[reg_w][8:12])
+    logits = 'roi_head.mask_head.conv_logits.weight'
+    assert torch.equal(out[logits][1], src[logits][0])
+    assert len(report.transferred) == 6 and report.skipped_expected == []
+    assert [m.how for m in report.class_matches] == ['name', 'synonym', 'new']
+    assert 'rider' in report.class_table() and 'person' in report.class_table()
+    _every_key_in_one_bucket(report, target, src)
+
+
+def test_incremental_classes_keep_every_old_row(tmp_path, make_detector):
+    source = make_detector(len(OLD), seed=1)
+    target = make_detector(len(OLD) + 1, seed=2)
+    load_pretrained(target, _save(tmp_path, source), FinetuneConfig(), OLD + ('unicorn',))
+    w = 'roi_head.bbox_head.fc_cls.weight'
+    assert torch.equal(target.state_dict()[w][:4], source.state_dict()[w][:4])
+    assert torch.equal(target.state_dict()[w][5], source.state_dict()[w][4])
+
+
+def test_exclude_patterns_and_presets(tmp_path, make_detector):
+    source = make_detector(len(OLD), seed=1)
+    target = make_detector(len(OLD), seed=2)
+    init = {k: v.clone() for k, v in target.state_dict().items()}
+    cfg = FinetuneConfig.from_cfg(dict(exclude=['mask_rcnn', 'neck']))
+    report = load_pretrained(target, _save(tmp_path, source), cfg, OLD)
+    out = target.state_dict()
+    for key in ('roi_head.bbox_head.fc_cls.weight', 'roi_head.mask_head.conv_logits.bias',
+                'neck.weight'):
+        assert torch.equal(out[key], init[key]) and key in report.excluded
+    assert torch.equal(out['backbone.conv1.weight'], source.state_dict()['backbone.conv1.weight'])
+
+
+def test_classification_checkpoint_restores_the_backbone_only(tmp_path, make_detector):
+    source = make_detector(len(OLD), seed=1)
+    target = make_detector(len(NEW), seed=2)
+    init = {k: v.clone() for k, v in target.state_dict().items()}
+    imagenet = {k[len('backbone.'):]: v for k, v in source.state_dict().items()
+                if k.startswith('backbone.')}
+    imagenet['fc.weight'] = torch.randn(10, 8)  # the classifier has no place in a detector
+    path = tmp_path / 'imagenet.pth'
+    torch.save(imagenet, path)
+    report = load_pretrained(target, str(path), FinetuneConfig(), NEW)
+    assert report.checkpoint_type == 'classification'  # recognised from its keys
+    out = target.state_dict()
+    assert torch.equal(out['backbone.bn1.running_var'], imagenet['bn1.running_var'])
+    assert torch.equal(out['neck.weight'], init['neck.weight'])
+    assert report.unexpected == ['backbone.fc.weight']
+    assert report.restored_fraction == 1.0  # the whole backbone, the scope of such a file
+    # a detection checkpoint read as 'classification' gives its backbone only
+    target2 = make_detector(len(OLD), seed=3)
+    cfg = FinetuneConfig(checkpoint_type='classification')
+    report = load_pretrained(target2, _save(tmp_path, source), cfg, OLD)
+    assert 'neck.weight' in report.excluded and 'neck.weight' not in report.loaded
+    assert torch.equal(target2.state_dict()['backbone.layer1.weight'],
+                       source.state_dict()['backbone.layer1.weight'])
+
+
+def test_suspicious_mismatch_strict_backbone_and_min_loaded(tmp_path, make_detector):
+    source = make_detector(len(OLD), width=8, seed=1)
+    wider = make_detector(len(OLD), width=16, seed=2)
+    path = _save(tmp_path, source)
+    report = load_pretrained(wider, path, FinetuneConfig(), OLD)
+    assert 'backbone.conv1.weight' in report.skipped_suspicious
+    assert report.shapes['backbone.conv1.weight'] == ((8, 3, 3, 3), (16, 3, 3, 3))
+    assert 'SUSPICIOUS' in report.summary()
+    before = {k: v.clone() for k, v in wider.state_dict().items()}
+    strict_error = r"strict_backbone=True .*\['backbone.conv1.weight \[8, 3, 3, 3\] -> "
+    with pytest.raises(RuntimeError, match=strict_error):
+        load_pretrained(wider, path, FinetuneConfig(strict_backbone=True), OLD)
+    with pytest.raises(RuntimeError, match=r'only 25.0% of the model tensors .*min_loaded=0.9'):
+        load_pretrained(wider, path, FinetuneConfig(min_loaded=0.9), OLD)
+    # a refused load changes nothing
+    assert all(torch.equal(v, before[k]) for k, v in wider.state_dict().items())
+
+
+def test_full_text_lists_every_key(tmp_path, make_detector):
+    source = make_detector(len(OLD), seed=1)
+    target = make_detector(len(NEW), seed=2)
+    report = load_pretrained(target, _save(tmp_path, source), FinetuneConfig(), NEW)
+    text = report.full_text()
+    for key in target.state_dict():
+        assert key in text
