@@ -1,0 +1,70 @@
+"""tools/train.py killed mid-run resumes with --resume at the same iteration and lr."""
+import json
+import os
+import os.path as osp
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.tiny_runs import REPO_ROOT, make_shapes_data, tiny_config
+
+SCHEDULE_ITERS = 50  # the lr schedule spans this many iterations in every run below
+
+
+def _train(config: str, work_dir: str, *extra: str, wait: bool = True):
+    cmd = [sys.executable, osp.join(REPO_ROOT, 'tools/train.py'), config,
+           '--work-dir', work_dir, *extra]
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    if not wait:
+        return subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    done = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def _logged(work_dir: str) -> dict:
+    """iteration -> lr, from the newest run's scalars.json in ``work_dir``."""
+    runs = sorted(d for d in os.listdir(work_dir) if osp.isdir(osp.join(work_dir, d)))
+    lrs = {}
+    with open(osp.join(work_dir, runs[-1], 'vis_data', 'scalars.json')) as f:
+        for line in f:
+            record = json.loads(line)
+            if 'lr' in record:
+                lrs[record['iter']] = record['lr']
+    return lrs
+
+
+def test_killed_run_resumes_with_the_same_iteration_and_lr(tmp_path):
+    shapes = make_shapes_data(str(tmp_path / 'data'), num_train=4, num_val=2)
+    config = str(tmp_path / 'tiny.py')
+    tiny_config(shapes['source'], str(tmp_path / 'unused'), max_iters=SCHEDULE_ITERS,
+                checkpoint_interval=1).dump(config)
+
+    killed = str(tmp_path / 'killed')
+    proc = _train(config, killed, wait=False)
+    deadline = time.time() + 120
+    while not osp.exists(osp.join(killed, 'iter_2.pth')):
+        assert proc.poll() is None, 'training ended before its second checkpoint'
+        assert time.time() < deadline, 'no checkpoint after 120 s'
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)  # no chance to clean up, as with a crash or a preemption
+    proc.wait()
+    with open(osp.join(killed, 'last_checkpoint')) as f:
+        last = f.read().strip()
+    done = int(osp.basename(last)[len('iter_'):-len('.pth')])
+    assert done >= 2
+
+    stop = done + 2
+    _train(config, killed, '--resume', 'auto', '--cfg-options', f'train_cfg.max_iters={stop}')
+    resumed = _logged(killed)
+    assert sorted(resumed) == list(range(done + 1, stop + 1))
+
+    reference = str(tmp_path / 'reference')
+    _train(config, reference, '--cfg-options', f'train_cfg.max_iters={stop}')
+    expected = _logged(reference)
+    for it, lr in resumed.items():
+        assert lr == pytest.approx(expected[it], rel=1e-6), it
