@@ -13,6 +13,7 @@ import copy
 from typing import Optional
 
 from mmengine.config import Config, DictAction
+from mmengine.logging import MMLogger
 from terminaltables import AsciiTable
 
 from mmft.finetune.config import FinetuneConfig, resolve_num_classes
@@ -57,6 +58,8 @@ def main(argv=None) -> None:
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config keys, as in tools/train.py')
     args = parser.parse_args(argv)
+    # MMEngine logs every tensor's initialiser at INFO; the report is what matters here
+    MMLogger.get_instance('mmft-inspect', log_level='WARNING')
     register_all_modules()
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
