@@ -17,13 +17,17 @@ Produces MMDetection's ``instancesonly_filtered_gtFine_{train,val,test}.json``:
 - masks as compressed RLE, bbox and area from the mask.
 
 Example:
-    python tools/dataset_converters/cityscapes.py data/cityscapes -o data/cityscapes/annotations
+    python tools/dataset_converters/cityscapes.py data/cityscapes -o data/cityscapes/annotations \
+        --nproc 8
 """
 import argparse
 import os
 import os.path as osp
+from contextlib import nullcontext
+from functools import partial
 from glob import glob
-from typing import List, Optional
+from multiprocessing import Pool
+from typing import List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -37,29 +41,31 @@ CITYSCAPES_INSTANCE_LABELS = {24: 'person', 25: 'rider', 26: 'car', 27: 'truck',
                               31: 'train', 32: 'motorcycle', 33: 'bicycle'}
 CITYSCAPES_IGNORED_INSTANCE_LABELS = {29: 'caravan', 30: 'trailer'}  # ignoreInEval=True
 CITYSCAPES_CLASSES = tuple(CITYSCAPES_INSTANCE_LABELS.values())
-_MAX_LABEL_ID = 33  # ids 0..23 are stuff / void labels without instances
 
 IMG_SUFFIX = '_leftImg8bit.png'
 INST_SUFFIX = '_gtFine_instanceIds.png'
 SEGM_SUFFIX = '_gtFine_labelIds.png'
 POLY_SUFFIX = '_gtFine_polygons.json'
 
+_Skipped = List[Tuple[str, str]]  # (item, reason) pairs for CocoWriter.skip
 
-def _ids_from_polygons(writer: CocoWriter, poly_file: str) -> Optional[np.ndarray]:
-    """(H, W) instance-id image drawn from a gtFine polygons json, or None (recorded)."""
+
+def _ids_from_polygons(poly_file: str, skipped: _Skipped) -> Optional[np.ndarray]:
+    """(H, W) instance-id image drawn from a gtFine polygons json, or None (reason recorded)."""
     try:
         from cityscapesscripts.helpers.annotation import Annotation
         from cityscapesscripts.helpers.labels import name2label
         from cityscapesscripts.preparation.json2instanceImg import createInstanceImage
     except ImportError:
-        writer.skip(poly_file, 'no instanceIds png, and drawing one from the polygons needs '
-                    'cityscapesscripts (pip install cityscapesscripts)')
+        skipped.append((poly_file, 'no instanceIds png, and drawing one from the polygons '
+                        'needs cityscapesscripts (pip install cityscapesscripts)'))
         return None
     annotation = Annotation()
     try:
         annotation.fromJsonFile(poly_file)
-    except (ValueError, KeyError, TypeError, IndexError) as e:
-        writer.skip(poly_file, f'unreadable polygons json ({type(e).__name__}: {e})')
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
+        skipped.append((poly_file, f'unreadable polygons json ({type(e).__name__}: {e}); '
+                        'restore the file from gtFine_trainvaltest.zip'))
         return None
     kept = []
     for k, obj in enumerate(annotation.objects):
@@ -67,18 +73,23 @@ def _ids_from_polygons(writer: CocoWriter, poly_file: str) -> Optional[np.ndarra
         if label not in name2label and label.endswith('group'):
             label = label[:-len('group')]
         if label not in name2label:
-            writer.skip(f'{poly_file} object {k}', f'unknown label {obj.label!r}')
+            skipped.append((f'{poly_file} object {k}', f'unknown label {obj.label!r}; use a '
+                            'name from cityscapesscripts.helpers.labels'))
         elif len(obj.polygon) < 3:
-            writer.skip(f'{poly_file} object {k}',
-                        f'polygon with {len(obj.polygon)} points (needs >= 3)')
+            skipped.append((f'{poly_file} object {k}', f'polygon with {len(obj.polygon)} '
+                            'points (needs >= 3); redraw it'))
         else:
             kept.append(obj)
     annotation.objects = kept
     return np.asarray(createInstanceImage(annotation, 'ids'), dtype=np.int32)
 
 
-def _add_image(writer: CocoWriter, img_dir: str, gt_dir: str, img_file: str) -> None:
-    """Add one image's instances, or record why it is skipped."""
+def _read_image(img_dir: str, gt_dir: str, img_file: str) -> Tuple[Optional[dict], _Skipped]:
+    """One image's entry with its ``instances`` (None if unusable), and the skipped items.
+
+    A plain function of its arguments, so that worker processes can run it.
+    """
+    skipped: _Skipped = []
     rel = osp.relpath(img_file, img_dir)
     stem = rel[:-len(IMG_SUFFIX)]
     inst_file = osp.join(gt_dir, stem + INST_SUFFIX)
@@ -86,35 +97,42 @@ def _add_image(writer: CocoWriter, img_dir: str, gt_dir: str, img_file: str) -> 
     if osp.isfile(inst_file):
         inst = cv2.imread(inst_file, cv2.IMREAD_UNCHANGED)
         if inst is None or inst.ndim != 2:
-            writer.skip(inst_file, 'unreadable instance ids png (expected one 16-bit channel)')
-            return
+            skipped.append((inst_file, 'unreadable instance ids png (expected one 16-bit '
+                            'channel); restore the file from gtFine_trainvaltest.zip'))
+            return None, skipped
     elif osp.isfile(poly_file):
-        inst = _ids_from_polygons(writer, poly_file)
+        inst = _ids_from_polygons(poly_file, skipped)
         if inst is None:
-            return
+            return None, skipped
         inst_file = poly_file
     else:
-        writer.skip(rel, f'missing annotation: neither {inst_file} nor {poly_file}')
-        return
-    image_id = writer.add_image(rel, inst.shape[0], inst.shape[1], segm_file=stem + SEGM_SUFFIX)
+        skipped.append((img_file, f'missing annotation: neither {inst_file} nor {poly_file}; '
+                        'extract gtFine_trainvaltest.zip next to leftImg8bit/'))
+        return None, skipped
+    instances = []
     # ids < 24 are stuff labels; filtering first keeps np.unique cheap
     for inst_id in np.unique(inst[inst >= 24]).tolist():
         label_id = inst_id // 1000 if inst_id >= 1000 else inst_id
         if label_id in CITYSCAPES_IGNORED_INSTANCE_LABELS:
             continue
         if label_id not in CITYSCAPES_INSTANCE_LABELS:
-            writer.skip(f'{inst_file} value {inst_id}',
-                        f'label id {label_id} is not a Cityscapes instance class')
+            skipped.append((f'{inst_file} value {inst_id}', f'label id {label_id} is not a '
+                            'Cityscapes instance class; check that the png is a gtFine '
+                            'instanceIds image'))
             continue
         mask = inst == inst_id
-        writer.add_annotation(image_id, CITYSCAPES_INSTANCE_LABELS[label_id],
-                              bbox_from_mask(mask), float(mask.sum()),
-                              segmentation=mask_to_rle(mask), iscrowd=int(inst_id < 1000))
+        instances.append(dict(class_name=CITYSCAPES_INSTANCE_LABELS[label_id],
+                              bbox=bbox_from_mask(mask), area=float(mask.sum()),
+                              segmentation=mask_to_rle(mask), iscrowd=int(inst_id < 1000)))
+    image = dict(file_name=rel, height=inst.shape[0], width=inst.shape[1],
+                 segm_file=stem + SEGM_SUFFIX, instances=instances)
+    return image, skipped
 
 
 def cityscapes_to_coco(img_dir: str,
                        gt_dir: str,
                        out_file: Optional[str] = None,
+                       nproc: int = 1,
                        progress: bool = True) -> CocoWriter:
     """Convert one split (e.g. ``leftImg8bit/train`` with ``gtFine/train``).
 
@@ -122,6 +140,7 @@ def cityscapes_to_coco(img_dir: str,
         img_dir: Folder of ``{city}/*_leftImg8bit.png``.
         gt_dir: Folder of ``{city}/*_gtFine_instanceIds.png`` (or ``*_gtFine_polygons.json``).
         out_file: Where to write the json (not written when None).
+        nproc: Worker processes reading the annotation images; the json is the same.
         progress: Show a progress bar.
 
     Returns:
@@ -135,10 +154,23 @@ def cityscapes_to_coco(img_dir: str,
                                     '/train')
     img_files = sorted(glob(osp.join(img_dir, '**', '*' + IMG_SUFFIX), recursive=True))
     if not img_files:
-        raise FileNotFoundError(f'no *{IMG_SUFFIX} images under {img_dir!r}')
+        raise FileNotFoundError(f'no *{IMG_SUFFIX} images under {img_dir!r}; extract '
+                                'leftImg8bit_trainvaltest.zip so that it holds {city}/ folders')
     writer = CocoWriter(CITYSCAPES_CLASSES, category_ids=list(CITYSCAPES_INSTANCE_LABELS))
-    for img_file in tqdm(img_files, desc='Cityscapes', disable=not progress):
-        _add_image(writer, img_dir, gt_dir, img_file)
+    read = partial(_read_image, img_dir, gt_dir)
+    with Pool(nproc) if nproc > 1 else nullcontext() as pool:
+        # imap keeps the order, so ids do not depend on nproc
+        results = pool.imap(read, img_files, chunksize=4) if pool else map(read, img_files)
+        for image, skipped in tqdm(results, total=len(img_files), desc='Cityscapes',
+                                   disable=not progress):
+            for item, reason in skipped:
+                writer.skip(item, reason)
+            if image is None:
+                continue
+            instances = image.pop('instances')
+            image_id = writer.add_image(**image)
+            for instance in instances:
+                writer.add_annotation(image_id, **instance)
     if out_file is not None:
         writer.dump(out_file)
     return writer
@@ -147,25 +179,34 @@ def cityscapes_to_coco(img_dir: str,
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Convert Cityscapes annotations to COCO json')
     parser.add_argument('cityscapes_path', help='cityscapes data path')
-    parser.add_argument('--img-dir', default='leftImg8bit', type=str)
-    parser.add_argument('--gt-dir', default='gtFine', type=str)
+    parser.add_argument('--img-dir', default='leftImg8bit', help='image folder (holds '
+                        '{train,val,test}/{city}/), relative to cityscapes_path')
+    parser.add_argument('--gt-dir', default='gtFine', help='annotation folder, relative to '
+                        'cityscapes_path')
     parser.add_argument('-o', '--out-dir', help='output folder (default: cityscapes_path)')
+    parser.add_argument('--nproc', type=int, default=1, help='worker processes')
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
     return parser.parse_args(argv)
 
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
+    splits = [s for s in ('train', 'val', 'test')
+              if osp.isdir(osp.join(args.cityscapes_path, args.img_dir, s))]
+    if not splits:
+        raise SystemExit(f'{osp.join(args.cityscapes_path, args.img_dir)!r} has no train/, val/ '
+                         'or test/ folder; pass the folder that holds leftImg8bit/ and gtFine/')
     out_dir = args.out_dir or args.cityscapes_path
     os.makedirs(out_dir, exist_ok=True)
     for split in ('train', 'val', 'test'):
         img_dir = osp.join(args.cityscapes_path, args.img_dir, split)
         gt_dir = osp.join(args.cityscapes_path, args.gt_dir, split)
-        if not osp.isdir(img_dir):
+        if split not in splits:
             print(f'{split}: {img_dir} does not exist, skipped')
             continue
         out_file = osp.join(out_dir, f'instancesonly_filtered_gtFine_{split}.json')
-        writer = cityscapes_to_coco(img_dir, gt_dir, out_file, progress=not args.no_progress)
+        writer = cityscapes_to_coco(img_dir, gt_dir, out_file, args.nproc,
+                                    progress=not args.no_progress)
         print(writer.summary(f'{split} -> {out_file}'))
 
 

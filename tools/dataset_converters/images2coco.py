@@ -37,7 +37,8 @@ def images_to_coco(img_dir: str,
         The writer; ``skipped`` lists files with an image extension that cannot be read.
     """
     if not osp.isdir(img_dir):
-        raise FileNotFoundError(f'img_dir {img_dir!r} is not a folder of images')
+        raise FileNotFoundError(f'img_dir {img_dir!r} is not a folder; pass the folder that '
+                                'holds the images')
     if not classes:
         raise ValueError('classes is empty; give the class names the test model predicts')
     excluded = tuple('.' + e.lower().lstrip('.') for e in exclude_extensions)
@@ -51,7 +52,7 @@ def images_to_coco(img_dir: str,
             with Image.open(path) as img:
                 width, height = img.size
         except (OSError, UnidentifiedImageError) as e:
-            writer.skip(rel, f'unreadable image ({type(e).__name__})')
+            writer.skip(path, f'unreadable image ({type(e).__name__}); replace or remove it')
             continue
         writer.add_image(rel, height, width)
     if not writer.images:

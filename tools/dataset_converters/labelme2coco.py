@@ -30,23 +30,24 @@ def _shape_polygon(shape: Dict[str, Any]) -> Tuple[Optional[np.ndarray], str]:
     try:
         points = np.asarray(shape.get('points', []), dtype=np.float64).reshape(-1, 2)
     except ValueError:
-        return None, 'points are not (x, y) pairs'
+        return None, 'points are not (x, y) pairs; fix the shape\'s points'
     if shape_type == 'polygon':
         if len(points) < 3:
-            return None, f'polygon with {len(points)} points (needs >= 3)'
+            return None, f'polygon with {len(points)} points (needs >= 3); redraw it'
         return points, ''
     if shape_type == 'rectangle':
         if len(points) != 2:
-            return None, f'rectangle with {len(points)} points (needs 2)'
+            return None, f'rectangle with {len(points)} points (needs 2); redraw it'
         (x1, y1), (x2, y2) = points.min(axis=0), points.max(axis=0)
         return np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]]), ''
     if shape_type == 'circle':
         if len(points) != 2:
-            return None, f'circle with {len(points)} points (needs 2)'
+            return None, f'circle with {len(points)} points (needs 2); redraw it'
         radius = np.linalg.norm(points[1] - points[0])
         t = 2 * np.pi * np.arange(32) / 32
         return points[0] + radius * np.stack([np.cos(t), np.sin(t)], axis=1), ''
-    return None, f'unsupported shape_type {shape_type!r}'
+    return None, (f'unsupported shape_type {shape_type!r} (no area); draw a polygon, rectangle '
+                  'or circle')
 
 
 def collect_labels(json_files: Sequence[str]) -> List[str]:
@@ -55,10 +56,21 @@ def collect_labels(json_files: Sequence[str]) -> List[str]:
     for path in json_files:
         try:
             with open(path, encoding='utf-8') as f:
-                labels.update(str(s['label']) for s in json.load(f).get('shapes', []))
+                labels.update(str(s['label']) for s in json.load(f).get('shapes') or []
+                              if isinstance(s, dict) and s.get('label') is not None)
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             continue
     return sorted(labels)
+
+
+def _image_size(data: Dict[str, Any], image_path: str) -> Tuple[int, int]:
+    """(height, width) from the json, else from the image header (OSError if unreadable)."""
+    height, width = data.get('imageHeight'), data.get('imageWidth')
+    if isinstance(height, int) and isinstance(width, int) and height > 0 and width > 0:
+        return height, width
+    from PIL import Image  # only for files that lack the size fields
+    with Image.open(image_path) as img:
+        return img.size[1], img.size[0]
 
 
 def _add_file(writer: CocoWriter, input_dir: str, json_file: str) -> None:
@@ -66,25 +78,34 @@ def _add_file(writer: CocoWriter, input_dir: str, json_file: str) -> None:
     try:
         with open(json_file, encoding='utf-8') as f:
             data = json.load(f)
-        image_path = osp.normpath(osp.join(osp.dirname(json_file), data['imagePath']))
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        writer.skip(json_file, f'unreadable LabelMe json ({type(e).__name__}: {e})')
+        # LabelMe on Windows writes imagePath with backslashes
+        image_path = osp.normpath(osp.join(osp.dirname(json_file),
+                                           data['imagePath'].replace('\\', '/')))
+        shapes = data.get('shapes') or []
+        if not isinstance(shapes, list):
+            raise TypeError('"shapes" is not a list')
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        writer.skip(json_file, f'unreadable LabelMe json ({type(e).__name__}: {e}); fix the '
+                    'file, or move it out of input_dir')
         return
     if not osp.isfile(image_path):
-        writer.skip(json_file, f'missing image {image_path}')
+        writer.skip(json_file, f'missing image {image_path}; put it there or fix "imagePath"')
         return
-    height, width = data.get('imageHeight'), data.get('imageWidth')
-    if not height or not width:
-        from PIL import Image  # only for files that lack the size fields
-        with Image.open(image_path) as img:
-            width, height = img.size
+    try:
+        height, width = _image_size(data, image_path)
+    except OSError as e:
+        writer.skip(json_file, f'unreadable image {image_path} ({type(e).__name__}); replace it')
+        return
     image_id = writer.add_image(osp.relpath(image_path, input_dir), height, width)
     instances: Dict[Any, Tuple[str, List[np.ndarray]]] = {}
-    for k, shape in enumerate(data.get('shapes', [])):
+    for k, shape in enumerate(shapes):
         item = f'{json_file} shape {k}'
+        if not isinstance(shape, dict):
+            writer.skip(item, 'shape is not a json object; fix the file')
+            continue
         label = str(shape.get('label'))
         if label not in writer.cat_id_of:
-            writer.skip(item, f'unknown label {label!r}')
+            writer.skip(item, f'unknown label {label!r}; fix the label, or add it to --classes')
             continue
         polygon, reason = _shape_polygon(shape)
         if polygon is None:
@@ -97,12 +118,13 @@ def _add_file(writer: CocoWriter, input_dir: str, json_file: str) -> None:
         pts = np.concatenate(polygons)
         x1, y1 = np.clip(pts.min(axis=0), 0, [width, height])
         x2, y2 = np.clip(pts.max(axis=0), 0, [width, height])
-        if x2 <= x1 or y2 <= y1:
-            writer.skip(f'{json_file} label {label!r}', 'instance outside the image')
-            continue
         segmentation = [p.ravel().tolist() for p in polygons]
-        writer.add_annotation(image_id, label, [x1, y1, x2 - x1, y2 - y1],
-                              polygon_area(segmentation, height, width),
+        area = polygon_area(segmentation, height, width)
+        if x2 <= x1 or y2 <= y1 or area == 0:
+            writer.skip(f'{json_file} label {label!r}', 'instance of zero area or outside the '
+                        'image; redraw it')
+            continue
+        writer.add_annotation(image_id, label, [x1, y1, x2 - x1, y2 - y1], area,
                               segmentation=segmentation, iscrowd=0)
 
 
@@ -123,12 +145,14 @@ def labelme_to_coco(input_dir: str,
         left out (unreadable json, missing image, unknown label, degenerate shape).
     """
     if not osp.isdir(input_dir):
-        raise FileNotFoundError(f'LabelMe input_dir {input_dir!r} is not a folder')
+        raise FileNotFoundError(f'LabelMe input_dir {input_dir!r} is not a folder; pass the '
+                                'folder that holds the LabelMe *.json files')
     out_abs = osp.abspath(out_file) if out_file else None
     json_files = sorted(p for p in glob(osp.join(input_dir, '**', '*.json'), recursive=True)
                         if osp.abspath(p) != out_abs)
     if not json_files:
-        raise FileNotFoundError(f'no LabelMe *.json files found under {input_dir!r}')
+        raise FileNotFoundError(f'no LabelMe *.json files found under {input_dir!r}; save the '
+                                'annotations there (LabelMe: File > Save)')
     if classes is None:
         classes = collect_labels(json_files)
     writer = CocoWriter(classes)
