@@ -43,6 +43,7 @@ def main(argv=None) -> None:
     resolve_work_dir(cfg, args.config, args.work_dir)
     # evaluate the checkpoint as it is: no fine-tuning transformations, no resume
     cfg.pop('finetune', None)
+    cfg.pop('sync_bn', None)  # SyncBN in eval mode is plain BN; CPU runs refuse sync_bn
     cfg.load_from = args.checkpoint
     cfg.resume = False
     if args.show_dir:

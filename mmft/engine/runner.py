@@ -6,10 +6,13 @@ What it adds, in the order a run meets it:
    a head whose count differs from the dataset's stops the run here.
 2. ``build_model``: ``finetune.freeze`` patterns freeze parameters before DDP
    wraps the model and before the optimizer exists.
-3. ``build_optim_wrapper``: frozen parameters are parked outside the optimizer.
+   ``wrap_model`` keeps frozen norm layers in eval mode after ``sync_bn`` replaced them.
+3. ``build_optim_wrapper``: frozen parameters are parked outside the optimizer;
+   ``auto_scale_lr`` scales their lr too, for when they thaw.
 4. ``load_checkpoint`` (``load_from``): :func:`mmft.finetune.load.load_pretrained`
    (foreign formats, exclude, class-aware transfer, shape skips) and the load
-   report, printed and written to ``<log_dir>/load_report.txt``.
+   report, printed and written to ``<log_dir>/load_report.txt`` (by rank 0; every rank
+   loads).
    Resuming loads the checkpoint untouched, as MMEngine does.
 5. ``resume='auto'`` (``--resume``): resume from the work_dir's latest
    checkpoint when there is one, else fine-tune from ``load_from``.
@@ -18,6 +21,7 @@ import copy
 import os.path as osp
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
+from mmengine.dist import is_main_process
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import find_latest_checkpoint
@@ -25,7 +29,7 @@ from mmengine.runner.loops import BaseLoop
 from torch import nn
 
 from mmft.finetune.config import FinetuneConfig, resolve_num_classes
-from mmft.finetune.freeze import freeze, parameter_counts, unfreeze
+from mmft.finetune.freeze import freeze, keep_frozen_norms_in_eval, parameter_counts, unfreeze
 from mmft.finetune.io import torch_load_safely
 from mmft.finetune.load import load_pretrained
 from mmft.finetune.optim_groups import park_frozen, unpark
@@ -64,6 +68,17 @@ class FinetuneRunner(Runner):
                              'elements')
         return model
 
+    def wrap_model(self, model_wrapper_cfg: Optional[Dict], model: nn.Module) -> nn.Module:
+        model = super().wrap_model(model_wrapper_cfg, model)
+        # sync_bn (and its revert without DDP) swaps the norm layers for new modules in
+        # train mode, without freeze()'s eval pinning: pin the frozen ones again and
+        # re-apply what train() decides (norm_eval, frozen stages)
+        inner = model.module if is_model_wrapper(model) else model
+        ft = self.finetune_cfg
+        if ft.freeze and ft.norm_eval:
+            keep_frozen_norms_in_eval(inner)
+        return model.train(inner.training)
+
     def register_hooks(self, default_hooks=None, custom_hooks=None) -> None:
         stages = self.finetune_cfg.unfreeze
         if stages:
@@ -79,6 +94,16 @@ class FinetuneRunner(Runner):
                             'AmpOptimWrapper); OptimWrapperDict is not supported with freezing')
         self.parked_param_groups = park_frozen(optimizer)
         return wrapper
+
+    def scale_lr(self, optim_wrapper, auto_scale_lr: Optional[Dict] = None) -> None:
+        # parked groups join the optimizer when they thaw: scale their lr now with the rest
+        optimizer = optim_wrapper.optimizer
+        kept = list(optimizer.param_groups)
+        optimizer.param_groups[:] = kept + getattr(self, 'parked_param_groups', [])
+        try:
+            super().scale_lr(optim_wrapper, auto_scale_lr)
+        finally:
+            optimizer.param_groups[:] = kept
 
     def unfreeze(self, patterns: Sequence[str]) -> List[str]:
         """Make ``patterns`` trainable now and give them to the optimizer."""
@@ -152,6 +177,8 @@ class FinetuneRunner(Runner):
         return resolve_num_classes(copy.deepcopy(self.cfg))
 
     def _log_report(self, report: LoadReport) -> None:
+        if not is_main_process():
+            return  # every rank loads the same checkpoint the same way; rank 0 tells
         self.logger.info('\n' + report.summary())
         path = osp.join(self.log_dir, 'load_report.txt')
         with open(path, 'w') as f:

@@ -2,6 +2,7 @@
 
 Kept here, not in the scripts, so tests and notebooks apply the same rules.
 """
+import datetime
 import os
 import os.path as osp
 import subprocess
@@ -70,27 +71,44 @@ def prepare_cpu_distributed(cfg: Config, launcher: str) -> None:
 
     MMEngine's ``init_dist`` calls ``torch.cuda.set_device`` and wraps the model
     with ``device_ids=[LOCAL_RANK]``, both of which fail on CPU. The Runner skips
-    ``init_dist`` when a process group exists, so we start a gloo group here and
+    ``init_dist`` when a process group exists, so we start a gloo group here
+    (with ``env_cfg.dist_cfg.timeout``, in seconds, if set) and
     let DDP run without device ids.
+
+    Raises:
+        ValueError: ``sync_bn`` is set; torch's SyncBatchNorm trains on GPUs only.
     """
     if launcher == 'none' or torch.cuda.is_available():
         return
+    if cfg.get('sync_bn') is not None:
+        raise ValueError(f'sync_bn={cfg.sync_bn!r} needs GPUs: torch.nn.SyncBatchNorm does not '
+                         'train on CPU tensors. Remove sync_bn from the config (or '
+                         '--cfg-options sync_bn=None) to train on CPU; each process then '
+                         'normalises over its own batch')
     import torch.distributed as dist
     if not dist.is_initialized():
         if launcher == 'slurm':
             _slurm_env_to_torch_env()
-        dist.init_process_group(backend='gloo')
-    wrapper_cfg = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel')
+        timeout = cfg.env_cfg.get('dist_cfg', {}).get('timeout')  # seconds, as init_dist
+        kwargs = {} if timeout is None else dict(timeout=datetime.timedelta(seconds=timeout))
+        dist.init_process_group(backend='gloo', **kwargs)
+    # MMEngine's own wrapper settings when the config has none; with a model_wrapper_cfg
+    # it would ignore the top-level find_unused_parameters key
+    wrapper_cfg = cfg.get('model_wrapper_cfg') or dict(
+        type='MMDistributedDataParallel', broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
     wrapper_cfg['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper_cfg
     cfg.env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
 
 
 def _slurm_env_to_torch_env() -> None:
-    """Fill torch.distributed's env:// variables from Slurm's."""
-    os.environ.setdefault('RANK', os.environ['SLURM_PROCID'])
-    os.environ.setdefault('WORLD_SIZE', os.environ['SLURM_NTASKS'])
-    os.environ.setdefault('LOCAL_RANK', os.environ.get('SLURM_LOCALID', '0'))
+    """Fill torch.distributed's env:// variables from Slurm's, as MMEngine's init_dist does:
+    Slurm's ranks win (train.py has set LOCAL_RANK=0 already), MASTER_* from the
+    environment win."""
+    os.environ['RANK'] = os.environ['SLURM_PROCID']
+    os.environ['WORLD_SIZE'] = os.environ['SLURM_NTASKS']
+    os.environ['LOCAL_RANK'] = os.environ.get('SLURM_LOCALID', '0')
     os.environ.setdefault('MASTER_PORT', '29500')
     if 'MASTER_ADDR' not in os.environ:
         # SLURM_NODELIST is compressed ("node[01-04]"); scontrol expands it
