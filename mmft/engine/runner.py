@@ -87,7 +87,17 @@ class FinetuneRunner(Runner):
         super().register_hooks(default_hooks, custom_hooks)
 
     def build_optim_wrapper(self, optim_wrapper):
-        wrapper = super().build_optim_wrapper(optim_wrapper)
+        # MMEngine's paramwise constructor leaves frozen parameters out altogether; build with
+        # every parameter so that each gets its group (lr_mult, decay_mult), then park the
+        # frozen ones until they thaw
+        frozen = [p for p in self.unwrapped_model.parameters() if not p.requires_grad]
+        for param in frozen:
+            param.requires_grad_(True)
+        try:
+            wrapper = super().build_optim_wrapper(optim_wrapper)
+        finally:
+            for param in frozen:
+                param.requires_grad_(False)
         optimizer = getattr(wrapper, 'optimizer', None)
         if optimizer is None:
             raise TypeError('FinetuneRunner supports one optimizer (OptimWrapper / '

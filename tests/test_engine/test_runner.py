@@ -131,3 +131,26 @@ def test_head_num_classes_must_match_the_data(shapes, tmp_path):
     with pytest.raises(ValueError, match=r'bbox_head.num_classes=10 but the dataset has 5 '
                                          r"classes \['circle'"):
         FinetuneRunner.from_cfg(cfg)
+
+
+def test_staged_recipe_keeps_per_module_lr_when_layers_thaw(shapes, source_ckpt, tmp_path,
+                                                            repo_root):
+    from mmengine.config import Config
+    staged = Config.fromfile(osp.join(repo_root, 'configs/finetune/cityscapes_staged.py'))
+    runner = _target_runner(shapes, source_ckpt, tmp_path, finetune=staged.finetune,
+                            optim_wrapper=dict(paramwise_cfg=staged.optim_wrapper.paramwise_cfg))
+    runner.optim_wrapper = runner.build_optim_wrapper(runner.optim_wrapper)
+    optimizer = runner.optim_wrapper.optimizer
+    base = optimizer.defaults['lr']
+
+    def lr_of(param):
+        return next(g['lr'] for g in optimizer.param_groups
+                    if any(p is param for p in g['params']))
+
+    model = runner.model
+    assert id(model.neck.fpn_convs[0].conv.weight) not in optimizer_param_ids(optimizer)
+    assert lr_of(model.roi_head.bbox_head.fc_cls.weight) == pytest.approx(base)
+    runner.unfreeze(['neck', 'backbone.layer4'])
+    assert lr_of(model.neck.fpn_convs[0].conv.weight) == pytest.approx(0.5 * base)
+    assert lr_of(model.backbone.layer4[0].conv1.weight) == pytest.approx(0.1 * base)
+    assert id(model.backbone.layer1[0].conv1.weight) not in optimizer_param_ids(optimizer)
