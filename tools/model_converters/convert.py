@@ -20,9 +20,8 @@ from typing import List, Optional
 
 import torch
 
+from mmft.finetune.converters import FORMATS
 from mmft.finetune.io import read_checkpoint, write_atomically
-
-FORMATS = ('auto', 'torchvision', 'detectron2', 'caffe')
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -60,6 +59,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f'{args.src} ({meta["source_format"]}) -> {args.dst}')
     print(f'classes: {len(classes)} ({", ".join(classes[:5])}, ...)' if classes
           else 'classes: not recorded in the source (set metainfo.classes in your config)')
+    if meta.get('style'):
+        print(f"trained with ResNet style={meta['style']!r}; the config overrides these weights "
+              'need are in docs/model_zoo.md')
     unconverted = meta.get('unconverted_keys', [])
     if meta.get('dropped_rows'):
         print(f'dropped rows: {meta["dropped_rows"]}')

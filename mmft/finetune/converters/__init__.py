@@ -2,7 +2,8 @@
 
 Each converter returns a :class:`ConversionResult`: an mmft-layout state_dict,
 meta with ``source_format`` and ``classes``, and the source keys that did not
-convert. :func:`convert_file` detects the format from the file.
+convert. :func:`mmft.finetune.io.read_checkpoint` detects the format of a file
+(:func:`detect_file_format`, then :func:`detect_state_dict_format`) and converts it.
 """
 import os.path as osp
 from pathlib import Path

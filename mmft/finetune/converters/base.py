@@ -28,7 +28,10 @@ class ConversionResult:
     Attributes:
         state_dict: mmft-layout name -> tensor.
         meta: ``source_format`` (``'torchvision'``, ``'detectron2'``, ``'caffe'``),
-            ``classes`` (tuple of names or ``None``) and notes (e.g. ``dropped_rows``).
+            ``source_model`` (``'detection'``, or ``'classification'`` for an
+            ImageNet backbone), ``style`` (the ResNet style the weights were
+            trained with, as far as the file tells), ``classes`` (tuple of names or ``None``)
+            and notes (e.g. ``dropped_rows``).
         unconverted: source keys with no place in mmft's layout.
     """
     state_dict: Dict[str, Tensor]
@@ -41,7 +44,10 @@ def to_tensor(value: Any, name: str) -> Tensor:
     if isinstance(value, Tensor):
         return value.detach().cpu()
     if isinstance(value, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(value))
+        # not np.ascontiguousarray: it turns 0-d arrays (num_batches_tracked) into shape (1,)
+        if not (value.flags.c_contiguous and value.flags.writeable):
+            value = value.copy(order='C')
+        return torch.from_numpy(value)
     if isinstance(value, (int, float, np.number)):
         return torch.as_tensor(value)
     raise TypeError(f'checkpoint entry {name!r} is a {type(value).__name__}, not an array; '

@@ -177,6 +177,9 @@ def convert_caffe(layers: List[CaffeLayer]) -> ConversionResult:
             state_dict[mean_key] = state_dict[mean_key] - torch.from_numpy(bias)
         else:
             unconverted.append(f'{conv_path} bias (no BatchNorm after it to fold into)')
-    meta = {'source_format': 'caffe', 'source_model': 'vgg16' if is_vgg else 'resnet',
-            'classes': None, 'dataset_meta': {}}
+    # ImageNet classifiers: a fine-tuning load restores their backbone only
+    meta = {'source_format': 'caffe', 'source_model': 'classification',
+            'architecture': 'vgg16' if is_vgg else 'resnet', 'classes': None, 'dataset_meta': {}}
+    if not is_vgg:
+        meta['style'] = 'caffe'
     return ConversionResult(add_num_batches_tracked(state_dict), meta, unconverted)

@@ -50,7 +50,8 @@ BN_EPS = 1e-5
 
 
 def _detectron2_rules() -> KeyRules:
-    bn = r'(weight|bias|running_mean|running_var)'
+    # num_batches_tracked: backbones converted from torchvision keep BatchNorm's counter
+    bn = r'(weight|bias|running_mean|running_var|num_batches_tracked)'
     pre = r'(?:backbone\.bottom_up\.)?'
     rules: List[Tuple[str, str]] = [
         (pre + r'stem\.conv1\.weight', r'backbone.conv1.weight'),
@@ -207,6 +208,16 @@ def convert_detectron2(source: Mapping[str, Any]) -> ConversionResult:
     cls_weight = state_dict.get('roi_head.bbox_head.fc_cls.weight')
     if cls_weight is not None and cls_weight.shape[0] == len(COCO_CLASSES) + 1:
         classes = tuple(COCO_CLASSES)
+    # an ImageNet backbone restores only the backbone (checkpoint_type 'auto' reads this)
+    backbone_only = bool(state_dict) and all(k.startswith('backbone.') for k in state_dict)
+    meta['source_model'] = 'classification' if backbone_only else 'detection'
+    author = source.get('__author__')
+    if isinstance(author, str):
+        meta['author'] = author
+    # backbones made by Detectron2's convert-torchvision-to-d2.py (author 'torchvision') keep
+    # torchvision's conventions; anything else is taken as MSRA-style (STRIDE_IN_1X1=True, the
+    # default of every R50 / R101 model-zoo file; a run that turned it off leaves no trace)
+    meta['style'] = 'pytorch' if author == 'torchvision' else 'caffe'
     meta['classes'] = classes
     meta['dataset_meta'] = dataset_meta(classes)
     return ConversionResult(add_num_batches_tracked(state_dict), meta, unconverted)

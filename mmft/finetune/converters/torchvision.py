@@ -133,7 +133,8 @@ def convert_detection(source: Mapping[str, Any]) -> ConversionResult:
                              f'a classifier of {num_rows} rows; the file looks truncated')
         state_dict[new_key] = tensor[torch.as_tensor(rows)].clone()
     meta: Dict[str, Any] = {'source_format': 'torchvision', 'source_model': 'detection',
-                            'classes': classes, 'dataset_meta': dataset_meta(classes)}
+                            'style': 'pytorch', 'classes': classes,
+                            'dataset_meta': dataset_meta(classes)}
     if num_rows == TORCHVISION_COCO_NUM_OUTPUTS:
         meta['dropped_rows'] = (f'background rows of bbox_pred / mask_fcn_logits and the rows of '
                                 f'unused COCO ids {unused_coco_ids()}')
@@ -144,7 +145,7 @@ def convert_classification(source: Mapping[str, Any]) -> ConversionResult:
     """torchvision classification ResNet state_dict -> ``backbone.*`` keys."""
     state_dict, _, unconverted = convert_by_rules(source, CLASSIFICATION_RULES)
     meta = {'source_format': 'torchvision', 'source_model': 'classification',
-            'classes': None, 'dataset_meta': {}}
+            'style': 'pytorch', 'classes': None, 'dataset_meta': {}}
     return ConversionResult(add_num_batches_tracked(state_dict), meta, unconverted)
 
 

@@ -25,6 +25,7 @@ from mmengine.model import BaseModule
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from mmft.finetune.io import read_checkpoint
 from mmft.registry import MODELS
 from ..layers import build_conv_layer, build_norm_layer
 
@@ -175,8 +176,9 @@ class ResNet(BaseModule):
         zero_init_residual: start each block's last norm at zero.
         pretrained: deprecated, same as ``init_cfg=dict(type='Pretrained', checkpoint=...)``.
         init_cfg: ``dict(type='Pretrained', checkpoint=PATH[, prefix=...])``
-            loads a local ImageNet state_dict (torchvision or MMDetection
-            layout) with ``weights_only=True``; otherwise Kaiming/constant init.
+            loads the backbone of a local checkpoint: mmft / MMDetection,
+            torchvision, Detectron2 ``.pkl`` or Caffe ``.caffemodel`` (see
+            :meth:`load_pretrained`); otherwise Kaiming/constant init.
     """
 
     arch_settings = {
@@ -310,7 +312,7 @@ class ResNet(BaseModule):
         """Kaiming/constant init, then the ``Pretrained`` checkpoint if configured.
 
         The pretrained load is done here rather than by MMEngine's
-        ``PretrainedInit`` so that it reads with ``weights_only=True`` and
+        ``PretrainedInit`` so that it reads safely, converts foreign formats and
         reports missing / unexpected keys.
         """
         cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg]
@@ -344,39 +346,71 @@ class ResNet(BaseModule):
 
     def load_pretrained(self, checkpoint: str,
                         prefix: Optional[str] = None) -> Tuple[List[str], List[str]]:
-        """Load a local classification checkpoint (``weights_only=True``).
+        """Load the backbone part of a local checkpoint of any format mmft reads.
 
-        Accepts a bare state_dict or one under ``'state_dict'`` / ``'model'``;
-        ``prefix`` (e.g. ``'backbone.'``) selects and strips keys of a detector
-        checkpoint. Keys of ``fc`` are expected to be unused.
+        The file goes through :func:`mmft.finetune.io.read_checkpoint`: read safely,
+        and converted to mmft's layout when it is a torchvision ``.pth``, a
+        Detectron2 ``.pkl`` or a Caffe ``.caffemodel``. ``prefix`` (e.g.
+        ``'backbone.'``) selects and strips keys; without it, ``'backbone.'`` is
+        used when the file has such keys (a converted or a detector checkpoint),
+        else the keys are taken as they are (an mmft-layout ImageNet state_dict).
 
         Returns:
-            ``(missing_keys, unexpected_keys)``.
+            ``(missing_keys, unexpected_keys)`` of this ResNet. Source keys with no
+            place in mmft's layout (``fc``, ``fc1000``) are only logged.
+
+        Raises:
+            FileNotFoundError: no such local file.
+            KeyError: ``prefix`` matches no key.
+            ValueError: no key fits, or shapes differ (another depth or width).
         """
         try:
-            state = torch.load(checkpoint, map_location='cpu', weights_only=True)
+            loaded = read_checkpoint(checkpoint)
         except FileNotFoundError:
             raise FileNotFoundError(f'ResNet init_cfg checkpoint {checkpoint!r} does not exist; '
                                     'give a local path (nothing is downloaded)') from None
-        for key in ('state_dict', 'model'):
-            if isinstance(state, dict) and isinstance(state.get(key), dict):
-                state = state[key]
-        state = {k[len('module.'):] if k.startswith('module.') else k: v
-                 for k, v in state.items()}
+        state = loaded.state_dict
+        if prefix is None and any(k.startswith('backbone.') for k in state):
+            prefix = 'backbone.'
         if prefix:
             prefix = prefix if prefix.endswith('.') else prefix + '.'
             state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
             if not state:
                 raise KeyError(f'ResNet init_cfg prefix {prefix!r} matches no key of '
                                f'{checkpoint!r}')
+        own = self.state_dict()
+        name = f'ResNet-{self.depth}'
+        mismatched = [k for k in state if k in own and state[k].shape != own[k].shape]
+        if mismatched:
+            key = mismatched[0]
+            raise ValueError(
+                f'{name} init_cfg checkpoint {checkpoint!r} does not fit: {len(mismatched)} '
+                f'tensors differ in shape, e.g. {key!r} {tuple(state[key].shape)} in the file, '
+                f'{tuple(own[key].shape)} in the model. Set depth / base_channels to those of '
+                'the checkpoint.')
+        if not set(state) & set(own):
+            raise ValueError(f'no key of {checkpoint!r} ({loaded.format}) fits {name}: first '
+                             f'keys {sorted(state)[:4]}. Give prefix= for a checkpoint whose '
+                             'backbone keys carry another prefix.')
         result = self.load_state_dict(state, strict=False)
-        unexpected = [k for k in result.unexpected_keys if not k.startswith('fc.')]
         logger = MMLogger.get_current_instance()
+        restored = len(own) - len(result.missing_keys)
+        logger.info(f'{name} init_cfg: {restored}/{len(own)} tensors from {checkpoint} '
+                    f'({loaded.format})' + (f'; not converted: {loaded.unconverted}'
+                                            if loaded.unconverted else ''))
         if result.missing_keys:
-            logger.warning(f'ResNet pretrained {checkpoint}: missing keys {result.missing_keys}')
-        if unexpected:
-            logger.warning(f'ResNet pretrained {checkpoint}: unexpected keys {unexpected}')
-        return list(result.missing_keys), unexpected
+            logger.warning(f'{name} init_cfg {checkpoint}: missing keys {result.missing_keys}')
+        if result.unexpected_keys:
+            logger.warning(f'{name} init_cfg {checkpoint}: unexpected keys '
+                           f'{result.unexpected_keys}')
+        trained_style = loaded.meta.get('style')
+        if self.block is Bottleneck and trained_style not in (None, self.style):
+            # same shapes either way, so nothing else would notice the stride on the wrong conv
+            logger.warning(f'{name} init_cfg {checkpoint}: these weights were trained with '
+                           f"style={trained_style!r}, this ResNet has style={self.style!r}; set "
+                           f"backbone.style={trained_style!r} and the input conventions in "
+                           'docs/model_zoo.md')
+        return list(result.missing_keys), list(result.unexpected_keys)
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         x = self.maxpool(self.relu(self.norm1(self.conv1(x))))

@@ -42,6 +42,8 @@ class AnchorGenerator:
         scale_major: order base anchors ratio-major (True) or scale-major.
         centers: per level ``(x, y)`` centre of the base anchors.
         center_offset: centre at ``offset * base_size`` when ``centers`` is None.
+        round_base_anchors: round base anchor corners to whole pixels, as torchvision's
+            AnchorGenerator does (for torchvision weights; MMDetection does not round).
     """
 
     def __init__(self,
@@ -54,7 +56,8 @@ class AnchorGenerator:
                  scales_per_octave: Optional[int] = None,
                  centers: Optional[Sequence[Tuple[float, float]]] = None,
                  center_offset: float = 0.,
-                 use_box_type: bool = False) -> None:
+                 use_box_type: bool = False,
+                 round_base_anchors: bool = False) -> None:
         if centers is not None:
             if center_offset != 0:
                 raise ValueError('AnchorGenerator: give either centers or center_offset, '
@@ -89,6 +92,7 @@ class AnchorGenerator:
         self.centers = centers
         self.center_offset = center_offset
         self.use_box_type = use_box_type
+        self.round_base_anchors = round_base_anchors
         self.base_anchors = self.gen_base_anchors()
 
     @property
@@ -125,8 +129,9 @@ class AnchorGenerator:
         else:
             ws = (w * scales[:, None] * w_ratios[None, :]).view(-1)
             hs = (h * scales[:, None] * h_ratios[None, :]).view(-1)
-        return torch.stack([x_center - 0.5 * ws, y_center - 0.5 * hs,
-                            x_center + 0.5 * ws, y_center + 0.5 * hs], dim=-1)
+        anchors = torch.stack([x_center - 0.5 * ws, y_center - 0.5 * hs,
+                               x_center + 0.5 * ws, y_center + 0.5 * hs], dim=-1)
+        return anchors.round() if self.round_base_anchors else anchors
 
     def grid_priors(self, featmap_sizes: Sequence[Tuple[int, int]],
                     dtype: torch.dtype = torch.float32,

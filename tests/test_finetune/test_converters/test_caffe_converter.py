@@ -8,66 +8,16 @@ import torch.nn.functional as F
 
 from mmft.finetune.converters import convert_caffe, read_caffemodel
 from mmft.finetune.converters.caffe import resnet_module_of
-from mmft.finetune.converters.caffe_proto import caffe_messages
 from mmft.finetune.io import read_checkpoint
 from mmft.models.backbones.resnet import ResNet
+from tests.test_finetune.test_converters.foreign_checkpoints import caffe_resnet50
 
-RNG = np.random.default_rng(0)
 BASE = 8  # a ResNet-50 with 8 base channels: the layout of the real one, 1/64 of its size
-
-
-def _add_blob(layer, array):
-    blob = layer.blobs.add()
-    blob.shape.dim.extend(array.shape)
-    blob.data.extend(array.astype(np.float32).ravel().tolist())
-
-
-def _bottlenecks():
-    inplanes = BASE
-    for stage, (blocks, planes) in zip(range(2, 6), [(3, BASE), (4, 2 * BASE), (6, 4 * BASE), (3, 8 * BASE)]):
-        for j in range(blocks):
-            yield stage, 'abcdefghijklmnop'[j], inplanes, planes, planes * 4
-            inplanes = planes * 4
-
-
-def _caffe_resnet50():
-    """A NetParameter with He et al.'s ResNet-50 layer names and random blobs.
-
-    Returns the message and ``{layer name: [arrays]}``.
-    """
-    net = caffe_messages()['NetParameter'](name='ResNet-50')
-    blobs = {}
-
-    def layer(name, ltype, *arrays):
-        l = net.layer.add(name=name, type=ltype)
-        for a in arrays:
-            _add_blob(l, a)
-        blobs[name] = arrays
-
-    def conv_bn_scale(conv, bn, scale, cout, cin, k, bias=False):
-        w = RNG.standard_normal((cout, cin, k, k)).astype(np.float32) * 0.2
-        layer(conv, 'Convolution', w, *([RNG.standard_normal(cout).astype(np.float32)] if bias else []))
-        factor = np.array([RNG.uniform(2, 1000)], np.float32)
-        layer(bn, 'BatchNorm', RNG.standard_normal(cout).astype(np.float32) * factor[0],
-              RNG.uniform(0.5, 2, cout).astype(np.float32) * factor[0], factor)
-        layer(scale, 'Scale', RNG.uniform(0.5, 1.5, cout).astype(np.float32),
-              RNG.standard_normal(cout).astype(np.float32))
-
-    conv_bn_scale('conv1', 'bn_conv1', 'scale_conv1', BASE, 3, 7, bias=True)
-    for stage, b, cin, mid, cout in _bottlenecks():
-        if b == 'a':
-            conv_bn_scale(f'res{stage}a_branch1', f'bn{stage}a_branch1', f'scale{stage}a_branch1', cout, cin, 1)
-        for branch, (ci, co, k) in zip(('2a', '2b', '2c'), [(cin, mid, 1), (mid, mid, 3), (mid, cout, 1)]):
-            conv_bn_scale(f'res{stage}{b}_branch{branch}', f'bn{stage}{b}_branch{branch}',
-                          f'scale{stage}{b}_branch{branch}', co, ci, k)
-    layer('fc1000', 'InnerProduct', RNG.standard_normal((1000, 32 * BASE)).astype(np.float32),
-          RNG.standard_normal(1000).astype(np.float32))
-    return net, blobs
 
 
 @pytest.fixture(scope='module')
 def caffe_resnet(tmp_path_factory):
-    net, blobs = _caffe_resnet50()
+    net, blobs = caffe_resnet50(BASE)
     path = tmp_path_factory.mktemp('caffe') / 'ResNet-50-model.caffemodel'
     path.write_bytes(net.SerializeToString())
     return path, blobs
@@ -140,7 +90,8 @@ def test_field_numbers_against_hand_encoded_wire_format():
     assert np.array_equal(layers[0].blobs[0], w)
     assert layers[1].blobs[0].shape == (1, 1, 2, 3)
     result = convert_caffe(layers)
-    assert result.meta['source_model'] == 'vgg16'
+    assert result.meta['architecture'] == 'vgg16'
+    assert result.meta['source_model'] == 'classification'
     assert np.array_equal(result.state_dict['backbone.features.0.weight'].numpy(), w)
     assert result.state_dict['backbone.classifier.3.weight'].shape == (2, 3)
 
@@ -152,3 +103,22 @@ def test_layer_names_of_deep_resnets_and_garbage_input():
     assert resnet_module_of('pool5') is None
     with pytest.raises(ValueError, match='NetParameter'):
         read_caffemodel(b'\xff\xff\xff\xff not a protobuf')
+
+
+def test_vgg16_layers_get_torchvision_vgg16_names():
+    """VGG-16 has no mmft backbone: its blobs get torchvision's VGG-16 names (under
+    ``backbone.``), so the converted file loads into ``torchvision.models.vgg16()``."""
+    import torchvision
+    from mmft.finetune.converters import CaffeLayer
+    names = [f'conv{b}_{i}' for b, n in zip(range(1, 6), (2, 2, 3, 3, 3)) for i in range(1, n + 1)]
+    layers = [CaffeLayer(n, 'Convolution', [np.ones((1, 1, 1, 1), np.float32), np.ones(1, np.float32)])
+              for n in names]
+    layers += [CaffeLayer(n, 'InnerProduct', [np.ones((1, 1, 2, 3), np.float32), np.ones(2, np.float32)])
+               for n in ('fc6', 'fc7', 'fc8')]
+    layers.append(CaffeLayer('data_bn', 'BatchNorm', [np.ones(1, np.float32)]))  # no place
+    result = convert_caffe(layers)
+    with torch.device('meta'):  # key names only, no 138M parameters
+        reference = torchvision.models.vgg16().state_dict()
+    assert set(result.state_dict) == {'backbone.' + k for k in reference}
+    assert result.state_dict['backbone.classifier.6.weight'].shape == (2, 3)
+    assert result.unconverted == ['data_bn'] and result.meta['architecture'] == 'vgg16'

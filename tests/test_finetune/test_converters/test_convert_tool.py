@@ -22,6 +22,7 @@ def test_torchvision_classification(tmp_path, capsys):
     assert convert_tool.main([str(tmp_path / 'r18.pth'), str(tmp_path / 'out.pth')]) == 0
     out = capsys.readouterr().out
     assert 'fc.weight' in out and 'fc.bias' in out and '(torchvision)' in out
+    assert "style='pytorch'" in out
     loaded = read_checkpoint(tmp_path / 'out.pth')
     assert loaded.format == 'mmengine'
     assert loaded.meta['source_format'] == 'torchvision'

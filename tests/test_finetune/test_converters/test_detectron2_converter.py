@@ -11,67 +11,14 @@ from mmft.finetune.converters.detectron2 import BN_EPS
 from mmft.finetune.io import UnsafeCheckpointError, read_checkpoint
 from mmft.models.backbones.resnet import ResNet
 from mmft.models.necks.fpn import FPN
+from tests.test_finetune.test_converters.foreign_checkpoints import (
+    caffe2_msra_r50, detectron2_resnet, write_pickle)
 
 RNG = np.random.default_rng(0)
 
 
 def _arr(*shape):
     return RNG.standard_normal(shape).astype(np.float32)
-
-
-def _resnet50_blocks():
-    """(stage 2..5, block index, in/mid/out channels) of ResNet-50."""
-    inplanes = 64
-    for stage, (blocks, planes) in zip(range(2, 6), [(3, 64), (4, 128), (6, 256), (3, 512)]):
-        for j in range(blocks):
-            yield stage, j, inplanes, planes, planes * 4
-            inplanes = planes * 4
-
-
-def detectron2_r50_fpn_mask_rcnn(num_classes=80):
-    """Every parameter of Detectron2's mask_rcnn_R_50_FPN, in its naming, as numpy arrays."""
-    d = {}
-
-    def norm(prefix, c):
-        d[prefix + '.weight'] = RNG.uniform(0.5, 1.5, c).astype(np.float32)
-        d[prefix + '.bias'] = _arr(c)
-        d[prefix + '.running_mean'] = _arr(c)
-        d[prefix + '.running_var'] = RNG.uniform(0.5, 1.5, c).astype(np.float32)
-
-    b = 'backbone.bottom_up.'
-    d[b + 'stem.conv1.weight'] = _arr(64, 3, 7, 7)
-    norm(b + 'stem.conv1.norm', 64)
-    for stage, j, cin, mid, cout in _resnet50_blocks():
-        p = f'{b}res{stage}.{j}.'
-        if j == 0:
-            d[p + 'shortcut.weight'] = _arr(cout, cin, 1, 1)
-            norm(p + 'shortcut.norm', cout)
-        for k, (ci, co, ks) in enumerate([(cin, mid, 1), (mid, mid, 3), (mid, cout, 1)], 1):
-            d[p + f'conv{k}.weight'] = _arr(co, ci, ks, ks)
-            norm(p + f'conv{k}.norm', co)
-    for level, c in zip(range(2, 6), [256, 512, 1024, 2048]):
-        d[f'backbone.fpn_lateral{level}.weight'] = _arr(256, c, 1, 1)
-        d[f'backbone.fpn_lateral{level}.bias'] = _arr(256)
-        d[f'backbone.fpn_output{level}.weight'] = _arr(256, 256, 3, 3)
-        d[f'backbone.fpn_output{level}.bias'] = _arr(256)
-    r = 'proposal_generator.rpn_head.'
-    d.update({r + 'conv.weight': _arr(256, 256, 3, 3), r + 'conv.bias': _arr(256),
-              r + 'objectness_logits.weight': _arr(3, 256, 1, 1), r + 'objectness_logits.bias': _arr(3),
-              r + 'anchor_deltas.weight': _arr(12, 256, 1, 1), r + 'anchor_deltas.bias': _arr(12)})
-    h = 'roi_heads.'
-    d.update({h + 'box_head.fc1.weight': _arr(1024, 256 * 49), h + 'box_head.fc1.bias': _arr(1024),
-              h + 'box_head.fc2.weight': _arr(1024, 1024), h + 'box_head.fc2.bias': _arr(1024),
-              h + 'box_predictor.cls_score.weight': _arr(num_classes + 1, 1024),
-              h + 'box_predictor.cls_score.bias': _arr(num_classes + 1),
-              h + 'box_predictor.bbox_pred.weight': _arr(4 * num_classes, 1024),
-              h + 'box_predictor.bbox_pred.bias': _arr(4 * num_classes)})
-    for i in range(1, 5):
-        d[h + f'mask_head.mask_fcn{i}.weight'] = _arr(256, 256, 3, 3)
-        d[h + f'mask_head.mask_fcn{i}.bias'] = _arr(256)
-    d.update({h + 'mask_head.deconv.weight': _arr(256, 256, 2, 2), h + 'mask_head.deconv.bias': _arr(256),
-              h + 'mask_head.predictor.weight': _arr(num_classes, 256, 1, 1),
-              h + 'mask_head.predictor.bias': _arr(num_classes)})
-    return d
 
 
 # MMDetection 3.x names of the heads of Mask R-CNN R50-FPN
@@ -81,11 +28,6 @@ HEAD_KEYS = {f'rpn_head.{m}.{p}' for m in ('rpn_conv', 'rpn_cls', 'rpn_reg') for
     {f'roi_head.mask_head.{m}.{p}' for m in ('convs.0.conv', 'convs.1.conv', 'convs.2.conv',
                                             'convs.3.conv', 'upsample', 'conv_logits')
      for p in ('weight', 'bias')}
-
-
-@pytest.fixture(scope='module')
-def d2_weights():
-    return detectron2_r50_fpn_mask_rcnn()
 
 
 def test_every_key_converts_to_the_mmdetection_layout(d2_weights):
@@ -126,11 +68,10 @@ def test_values_land_in_the_right_place_and_class_order_is_kept(d2_weights):
 
 
 def test_pkl_file_is_detected_and_loads_into_caffe_style_resnet(d2_weights, tmp_path):
-    path = tmp_path / 'model_final.pkl'
-    with open(path, 'wb') as f:
-        pickle.dump({'model': d2_weights, '__author__': 'test'}, f, protocol=2)
+    path = write_pickle({'model': d2_weights, '__author__': 'test'}, tmp_path / 'model_final.pkl')
     loaded = read_checkpoint(path)
     assert loaded.format == 'detectron2' and loaded.unconverted == []
+    assert loaded.meta['source_model'] == 'detection' and loaded.meta['style'] == 'caffe'
     assert loaded.meta['dataset_meta']['classes'] == COCO_CLASSES
     backbone = ResNet(depth=50, style='caffe', norm_cfg=dict(type='BN', requires_grad=False),
                       norm_eval=True)
@@ -143,22 +84,10 @@ def test_pkl_file_is_detected_and_loads_into_caffe_style_resnet(d2_weights, tmp_
 
 def test_caffe2_blob_names_of_msra_r50(tmp_path):
     model = ResNet(depth=50, style='caffe')
-    blobs = {'conv1_w': _arr(64, 3, 7, 7), 'res_conv1_bn_s': _arr(64), 'res_conv1_bn_b': _arr(64),
-             'fc1000_w': _arr(1000, 2048), 'fc1000_b': _arr(1000)}
-    for stage, j, cin, mid, cout in _resnet50_blocks():
-        if j == 0:
-            blobs[f'res{stage}_{j}_branch1_w'] = _arr(cout, cin, 1, 1)
-            blobs[f'res{stage}_{j}_branch1_bn_s'] = _arr(cout)
-            blobs[f'res{stage}_{j}_branch1_bn_b'] = _arr(cout)
-        for letter, (ci, co, ks) in zip('abc', [(cin, mid, 1), (mid, mid, 3), (mid, cout, 1)]):
-            blobs[f'res{stage}_{j}_branch2{letter}_w'] = _arr(co, ci, ks, ks)
-            blobs[f'res{stage}_{j}_branch2{letter}_bn_s'] = _arr(co)
-            blobs[f'res{stage}_{j}_branch2{letter}_bn_b'] = _arr(co)
-    path = tmp_path / 'R-50.pkl'
-    with open(path, 'wb') as f:
-        pickle.dump({'blobs': blobs}, f)
-    loaded = read_checkpoint(path)
+    blobs = caffe2_msra_r50()
+    loaded = read_checkpoint(write_pickle({'blobs': blobs}, tmp_path / 'R-50.pkl'))
     assert sorted(loaded.unconverted) == ['fc1000_b', 'fc1000_w']
+    assert loaded.meta['source_model'] == 'classification' and loaded.meta['style'] == 'caffe'
     state = {k[len('backbone.'):]: v for k, v in loaded.state_dict.items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
     assert missing == [] and unexpected == []
@@ -210,3 +139,22 @@ def test_detectron2_pth_is_detected_from_its_keys(tmp_path):
         assert loaded.state_dict['rpn_head.rpn_conv.bias'].tolist() == [0., 1., 2., 3.]
     # 'mmft' turns conversion off
     assert read_checkpoint(tmp_path / 'model_0004999.pth', source_format='mmft').format == 'model'
+
+
+def test_torchvision_backbone_in_detectron2_naming():
+    """What Detectron2's convert-torchvision-to-d2.py writes: stem.*, resN.*, convK.norm,
+    BatchNorm counters as 0-d arrays, and the classifier as stem.fc."""
+    import torchvision
+    source = torchvision.models.resnet18(weights=None).state_dict()
+    weights = detectron2_resnet(source)
+    assert weights['stem.conv1.norm.num_batches_tracked'].shape == ()
+    result = convert_detectron2({'model': weights, '__author__': 'torchvision',
+                                 'matching_heuristics': True})
+    assert sorted(result.unconverted) == ['stem.fc.bias', 'stem.fc.weight']
+    assert set(result.state_dict) == {'backbone.' + k for k in source if not k.startswith('fc.')}
+    assert result.state_dict['backbone.layer3.0.bn2.num_batches_tracked'].shape == ()
+    assert torch.equal(result.state_dict['backbone.layer3.0.downsample.1.running_var'],
+                       source['layer3.0.downsample.1.running_var'])
+    # torchvision's conventions, not MSRA's
+    assert result.meta['style'] == 'pytorch' and result.meta['author'] == 'torchvision'
+    assert result.meta['source_model'] == 'classification' and result.meta['classes'] is None

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 import torchvision
@@ -130,3 +131,93 @@ def test_invalid_arguments():
         ResNet(depth=18, deep_stem=True)
     with pytest.raises(ValueError, match='style'):
         ResNet(depth=50, style='tf')
+
+
+# ----------------------------------------------------- init_cfg from foreign checkpoints
+def _random_torchvision_resnet18(seed: int = 0) -> torch.nn.Module:
+    """torchvision resnet18, random weights and BatchNorm statistics (so swaps show)."""
+    torch.manual_seed(seed)
+    model = torchvision.models.resnet18(weights=None)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.normal_(0, 0.1)
+                m.running_mean.normal_(0, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+    return model.eval()
+
+
+def _assert_same_features(model: ResNet, ref: torch.nn.Module) -> None:
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = ref.layer4(ref.layer3(ref.layer2(ref.layer1(
+            ref.maxpool(ref.relu(ref.bn1(ref.conv1(x))))))))
+        torch.testing.assert_close(model.eval()(x)[-1], expected)
+
+
+def test_init_cfg_reads_a_converted_torchvision_checkpoint(tmp_path):
+    from tools.model_converters.convert import convert
+    ref = _random_torchvision_resnet18()
+    torch.save(ref.state_dict(), tmp_path / 'resnet18.pth')
+    convert(str(tmp_path / 'resnet18.pth'), str(tmp_path / 'r18_mmft.pth'))
+    model = ResNet(depth=18, init_cfg=dict(type='Pretrained',
+                                           checkpoint=str(tmp_path / 'r18_mmft.pth')))
+    model.init_weights()
+    _assert_same_features(model, ref)
+    # 'backbone.' is taken off by itself; an explicit prefix does the same
+    assert model.load_pretrained(str(tmp_path / 'r18_mmft.pth'), prefix='backbone') == ([], [])
+
+
+@pytest.mark.parametrize('prefix', ['', 'backbone.bottom_up.'],
+                         ids=['imagenet_pkl', 'detector_pkl'])
+def test_init_cfg_reads_a_detectron2_pkl(tmp_path, prefix):
+    """Detectron2's naming of a torchvision backbone (its convert-torchvision-to-d2.py output),
+    alone or inside a detector's ``backbone.bottom_up.``."""
+    from tests.test_finetune.test_converters.foreign_checkpoints import (detectron2_resnet,
+                                                                         write_pickle)
+    ref = _random_torchvision_resnet18(seed=1)
+    weights = detectron2_resnet(ref.state_dict(), prefix)
+    assert 'stem.conv1.norm.running_var' in {k[len(prefix):] for k in weights}
+    if prefix:  # a detector: parts other than the backbone are left alone
+        weights['proposal_generator.rpn_head.conv.weight'] = np.zeros((4, 4, 3, 3), np.float32)
+    path = write_pickle({'model': weights, '__author__': 'torchvision'}, tmp_path / 'r18.pkl')
+    model = ResNet(depth=18, init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    model.init_weights()
+    _assert_same_features(model, ref)
+    assert model.load_pretrained(str(path)) == ([], [])
+
+
+def test_init_cfg_reads_a_caffemodel(tmp_path, monkeypatch):
+    from mmengine.logging import MMLogger
+    from tests.test_finetune.test_converters.foreign_checkpoints import caffe_resnet50
+    net, blobs = caffe_resnet50(base=8)
+    path = tmp_path / 'ResNet-50-model.caffemodel'
+    path.write_bytes(net.SerializeToString())
+    cfg = dict(depth=50, stem_channels=8, base_channels=8,
+               init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    model = ResNet(style='caffe', **cfg)
+    model.init_weights()
+    assert model.load_pretrained(str(path)) == ([], [])  # fc1000 has no place: not unexpected
+    mean, var, factor = blobs['bn4c_branch2a']
+    torch.testing.assert_close(model.layer3[2].bn1.running_mean, torch.from_numpy(mean / factor))
+    torch.testing.assert_close(model.layer3[2].bn1.running_var, torch.from_numpy(var / factor))
+    gamma, beta = blobs['scale2a_branch1']
+    assert torch.equal(model.layer1[0].downsample[1].weight, torch.from_numpy(gamma))
+    assert torch.equal(model.layer1[0].downsample[1].bias, torch.from_numpy(beta))
+    assert torch.equal(model.layer4[2].conv2.weight, torch.from_numpy(blobs['res5c_branch2b'][0]))
+
+    warnings = []
+    monkeypatch.setattr(MMLogger.get_current_instance(), 'warning', warnings.append)
+    ResNet(style='pytorch', **cfg).init_weights()
+    assert len(warnings) == 1 and "style='caffe'" in warnings[0]
+
+
+def test_init_cfg_that_does_not_fit_is_an_error(tmp_path):
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), tmp_path / 'r18.pth')
+    model = ResNet(depth=50, init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'r18.pth')))
+    with pytest.raises(ValueError, match='differ in shape.*depth'):
+        model.init_weights()
+    torch.save({'features.0.weight': torch.zeros(1)}, tmp_path / 'vgg.pth')
+    with pytest.raises(ValueError, match='no key of'):
+        ResNet(depth=18).load_pretrained(str(tmp_path / 'vgg.pth'))

@@ -69,3 +69,12 @@ def test_bad_arguments():
         AnchorGenerator(strides=[4], ratios=[1.0])
     with pytest.raises(ValueError, match='feature maps'):
         AnchorGenerator(strides=[4, 8], ratios=[1.0], scales=[1]).grid_priors([(2, 2)])
+
+
+def test_round_base_anchors_as_torchvision():
+    from mmft.models.task_modules import AnchorGenerator
+    exact = AnchorGenerator(strides=[4], ratios=[0.5], scales=[8])
+    rounded = AnchorGenerator(strides=[4], ratios=[0.5], scales=[8], round_base_anchors=True)
+    assert torch.allclose(exact.base_anchors[0], torch.tensor([[-22.627, -11.314, 22.627,
+                                                                 11.314]]), atol=1e-3)
+    assert torch.equal(rounded.base_anchors[0], torch.tensor([[-23., -11., 23., 11.]]))
