@@ -5,36 +5,47 @@ What it adds, in the order a run meets it:
 1. ``from_cfg``: ``num_classes='auto'`` heads get the dataset's class count;
    a head whose count differs from the dataset's stops the run here.
 2. ``build_model``: ``finetune.freeze`` patterns freeze parameters before DDP
-   wraps the model and before the optimizer exists.
-   ``wrap_model`` keeps frozen norm layers in eval mode after ``sync_bn`` replaced them.
-3. ``build_optim_wrapper``: frozen parameters are parked outside the optimizer;
-   ``auto_scale_lr`` scales their lr too, for when they thaw.
+   wraps the model and before the optimizer exists; ``finetune.unfreeze``
+   patterns are checked against them. ``wrap_model`` keeps frozen norm layers
+   in eval mode after ``sync_bn`` replaced them.
+3. ``build_optim_wrapper``: every parameter gets its param group (paramwise
+   ``lr_mult`` included), then the frozen ones are parked outside the optimizer;
+   ``auto_scale_lr`` scales the parked groups too, for when they thaw.
 4. ``load_checkpoint`` (``load_from``): :func:`mmft.finetune.load.load_pretrained`
-   (foreign formats, exclude, class-aware transfer, shape skips) and the load
-   report, printed and written to ``<log_dir>/load_report.txt`` (by rank 0; every rank
-   loads).
-   Resuming loads the checkpoint untouched, as MMEngine does.
+   (foreign formats, exclude, class-aware transfer, shape skips), then the hooks'
+   ``after_load_checkpoint`` (an EMA model copies the loaded weights), and the
+   load report, logged and written to ``<log_dir>/load_report.txt`` by rank 0.
+   Resuming loads the checkpoint untouched, as MMEngine does, after re-applying
+   the unfreezing stages the checkpoint had passed (so the optimizer state fits).
 5. ``resume='auto'`` (``--resume``): resume from the work_dir's latest
    checkpoint when there is one, else fine-tune from ``load_from``.
 """
 import copy
+import glob
 import os.path as osp
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+import re
+from functools import cached_property
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from mmengine.dist import is_main_process
 from mmengine.model import is_model_wrapper
+from mmengine.optim import OptimWrapperDict
 from mmengine.runner import Runner
-from mmengine.runner.checkpoint import find_latest_checkpoint
 from mmengine.runner.loops import BaseLoop
 from torch import nn
+from torch.optim import Optimizer
 
 from mmft.finetune.config import FinetuneConfig, resolve_num_classes
 from mmft.finetune.freeze import freeze, keep_frozen_norms_in_eval, parameter_counts, unfreeze
-from mmft.finetune.io import torch_load_safely
+from mmft.finetune.io import read_checkpoint
 from mmft.finetune.load import load_pretrained
 from mmft.finetune.optim_groups import park_frozen, unpark
+from mmft.finetune.patterns import check_patterns_match
 from mmft.finetune.report import LoadReport
 from mmft.registry import RUNNERS
+
+#: checkpoint meta key: indices of the finetune.unfreeze stages applied, in order
+UNFROZEN_STAGES = 'finetune_unfrozen_stages'
 
 
 @RUNNERS.register_module()
@@ -48,7 +59,7 @@ class FinetuneRunner(Runner):
         FinetuneConfig.from_cfg(cfg.get('finetune'))  # fail on a bad section before building
         return super().from_cfg(cfg)
 
-    @property
+    @cached_property
     def finetune_cfg(self) -> FinetuneConfig:
         return FinetuneConfig.from_cfg(self.cfg.get('finetune'))
 
@@ -60,12 +71,19 @@ class FinetuneRunner(Runner):
     def build_model(self, model: Union[nn.Module, Dict]) -> nn.Module:
         model = super().build_model(model)
         ft = self.finetune_cfg
+        #: what finetune.freeze froze: all that finetune.unfreeze may thaw (parameters the
+        #: model freezes itself, e.g. backbone.frozen_stages, stay frozen)
+        self.finetune_frozen = set(freeze(model, ft.freeze, norm_eval=ft.norm_eval)
+                                   if ft.freeze else [])
+        self.unfrozen_stages: List[int] = []
+        for stage in ft.unfreeze:
+            check_patterns_match(sorted(self.finetune_frozen), stage.patterns,
+                                 'finetune.unfreeze (among the finetune.freeze parameters)')
         if ft.freeze:
-            names = freeze(model, ft.freeze, norm_eval=ft.norm_eval)
             counts = parameter_counts(model)
-            self.logger.info(f'finetune.freeze froze {len(names)} parameter tensors; '
-                             f'trainable {counts["trainable"]:,} / frozen {counts["frozen"]:,} '
-                             'elements')
+            self.logger.info(f'finetune.freeze froze {len(self.finetune_frozen)} parameter '
+                             f'tensors; trainable {counts["trainable"]:,} / frozen '
+                             f'{counts["frozen"]:,} elements')
         return model
 
     def wrap_model(self, model_wrapper_cfg: Optional[Dict], model: nn.Module) -> nn.Module:
@@ -80,8 +98,7 @@ class FinetuneRunner(Runner):
         return model.train(inner.training)
 
     def register_hooks(self, default_hooks=None, custom_hooks=None) -> None:
-        stages = self.finetune_cfg.unfreeze
-        if stages:
+        if self.finetune_cfg.unfreeze:
             custom_hooks = list(custom_hooks or [])
             custom_hooks.append(dict(type='GradualUnfreezeHook'))
         super().register_hooks(default_hooks, custom_hooks)
@@ -98,37 +115,38 @@ class FinetuneRunner(Runner):
         finally:
             for param in frozen:
                 param.requires_grad_(False)
-        optimizer = getattr(wrapper, 'optimizer', None)
-        if optimizer is None:
-            raise TypeError('FinetuneRunner supports one optimizer (OptimWrapper / '
-                            'AmpOptimWrapper); OptimWrapperDict is not supported with freezing')
-        self.parked_param_groups = park_frozen(optimizer)
+        self.parked_param_groups = [(opt, park_frozen(opt)) for opt in _optimizers(wrapper)]
         return wrapper
 
     def scale_lr(self, optim_wrapper, auto_scale_lr: Optional[Dict] = None) -> None:
         # parked groups join the optimizer when they thaw: scale their lr now with the rest
-        optimizer = optim_wrapper.optimizer
-        kept = list(optimizer.param_groups)
-        optimizer.param_groups[:] = kept + getattr(self, 'parked_param_groups', [])
+        parked = getattr(self, 'parked_param_groups', [])
+        kept = [list(opt.param_groups) for opt, _ in parked]
+        for opt, groups in parked:
+            opt.param_groups.extend(groups)
         try:
             super().scale_lr(optim_wrapper, auto_scale_lr)
         finally:
-            optimizer.param_groups[:] = kept
+            for (opt, _), groups in zip(parked, kept):
+                opt.param_groups[:] = groups
 
-    def unfreeze(self, patterns: Sequence[str]) -> List[str]:
-        """Make ``patterns`` trainable now and give them to the optimizer."""
-        names = unfreeze(self.unwrapped_model, patterns)
-        if not names:
-            return names
-        optimizer = self.optim_wrapper.optimizer
+    def apply_unfreeze_stage(self, index: int) -> List[str]:
+        """Thaw stage ``index`` of ``finetune.unfreeze`` and give it to the optimizer."""
+        if index in self.unfrozen_stages:
+            return []
+        stage = self.finetune_cfg.unfreeze[index]
+        names = unfreeze(self.unwrapped_model, stage.patterns, only=self.finetune_frozen)
+        self.unfrozen_stages.append(index)
         schedulers = self.param_schedulers or []
         if isinstance(schedulers, dict):
             schedulers = [s for group in schedulers.values() for s in group]
-        unpark(optimizer, getattr(self, 'parked_param_groups', []), schedulers)
-        if is_model_wrapper(self.model):
+        for opt, parked in getattr(self, 'parked_param_groups', []):
+            unpark(opt, parked, schedulers)
+        if names and is_model_wrapper(self.model):
             # DDP fixed its set of gradient-synchronised parameters when it was built
             self.model = self.wrap_model(self.cfg.get('model_wrapper_cfg'), self.model.module)
-        self.logger.info(f'unfroze {len(names)} parameter tensors ({list(patterns)})')
+        self.logger.info(f'finetune.unfreeze stage {index}: {len(names)} parameter tensors '
+                         f'thawed ({stage.patterns})')
         return names
 
     # --------------------------------------------------------------- loading
@@ -139,43 +157,44 @@ class FinetuneRunner(Runner):
         if self._has_loaded:
             return
         if self._resume == 'auto' or (self._resume and self._load_from is None):
-            latest = find_latest_checkpoint(self.work_dir)
+            latest = latest_checkpoint(self.work_dir)
             if latest is not None:
                 self.logger.info(f'resuming from the latest checkpoint {latest}')
-                self._resume_from(latest)
-                return
-            if self._resume == 'auto' and self._load_from is not None:
+                self.resume(latest)
+            elif self._resume == 'auto' and self._load_from is not None:
                 self.logger.info(f'no checkpoint in {self.work_dir} to resume; fine-tuning '
                                  f'from load_from {self._load_from}')
                 self._resume = False
                 self.load_checkpoint(self._load_from)
-            return
-        if self._resume:
-            self._resume_from(self._load_from)
+        elif self._resume:
+            self.resume(self._load_from)
         elif self._load_from is not None:
             self.load_checkpoint(self._load_from)
-
-    def _resume_from(self, filename: str) -> None:
-        stages = self.finetune_cfg.unfreeze
-        if stages and self._train_loop is not None:
-            # the saved optimizer holds the groups unfrozen before the save: recreate them
-            meta = (torch_load_safely(filename).get('meta') or {})
-            for stage in stages:
-                if stage_reached(stage, meta.get('iter', 0), meta.get('epoch', 0)):
-                    self.unfreeze(stage.patterns)
-        self.resume(filename)
         self._has_loaded = True
 
-    def load_checkpoint(self, filename: str, map_location='cpu', strict: bool = False,
-                        revise_keys: list = [(r'^module.', '')]):
+    def load_checkpoint(self, filename: str, map_location: Union[str, Any] = 'cpu',
+                        strict: bool = False, revise_keys: list = [(r'^module.', '')]) -> dict:
+        """Resume: MMEngine's load, untouched. ``load_from``: the fine-tuning load.
+
+        Returns:
+            The checkpoint dict (for ``load_from``: the model's state after loading and
+            the file's meta); the load report is ``self.load_report``.
+        """
         if self._resume:
-            return super().load_checkpoint(filename, map_location, strict, revise_keys)
+            checkpoint = super().load_checkpoint(filename, map_location, strict, revise_keys)
+            # the saved optimizer has the groups of the stages thawed before the save
+            for index in (checkpoint.get('meta') or {}).get(UNFROZEN_STAGES, []):
+                self.apply_unfreeze_stage(index)
+            return checkpoint
+        loaded = read_checkpoint(filename, source_format=self.finetune_cfg.source_format)
         report = load_pretrained(self.unwrapped_model, filename, self.finetune_cfg,
-                                 new_classes=self.dataset_classes())
+                                 new_classes=self.dataset_classes(), loaded=loaded)
+        checkpoint = dict(state_dict=self.unwrapped_model.state_dict(), meta=loaded.meta)
+        self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
         self._has_loaded = True
-        self._log_report(report)
         self.load_report = report
-        return report
+        self._log_report(report)
+        return checkpoint
 
     def dataset_classes(self) -> Optional[Tuple[str, ...]]:
         """Class names of the data this run uses (built dataset first, else config)."""
@@ -196,8 +215,30 @@ class FinetuneRunner(Runner):
         self.logger.info(f'every key of the load, bucket by bucket: {path}')
 
 
-def stage_reached(stage: Any, iteration: int, epoch: int) -> bool:
-    """Whether an unfreeze stage's time (iter or epoch, 0-based) has come."""
-    if stage.iter is not None:
-        return iteration >= stage.iter
-    return epoch >= stage.epoch
+def _optimizers(wrapper) -> List[Optimizer]:
+    """The torch optimizers of an OptimWrapper or an OptimWrapperDict."""
+    if isinstance(wrapper, OptimWrapperDict):
+        return [w.optimizer for w in wrapper.optim_wrappers.values()]
+    return [wrapper.optimizer]
+
+
+def latest_checkpoint(work_dir: str) -> Optional[str]:
+    """The checkpoint to resume from: what ``last_checkpoint`` names, else the newest
+    ``iter_*.pth`` / ``epoch_*.pth``.
+
+    Checkpoint files are written atomically, but MMEngine's CheckpointHook writes the
+    ``last_checkpoint`` pointer with a plain ``open``: a run killed at that moment leaves
+    it empty, or naming the previous checkpoint.
+    """
+    pointer = osp.join(work_dir, 'last_checkpoint')
+    if osp.isfile(pointer):
+        with open(pointer) as f:
+            named = f.read().strip()
+        if named and osp.isfile(named):
+            return named
+    found = []
+    for path in glob.glob(osp.join(work_dir, '*.pth')):
+        match = re.fullmatch(r'(iter|epoch)_(\d+)\.pth', osp.basename(path))
+        if match:
+            found.append((osp.getmtime(path), int(match[2]), path))
+    return max(found)[2] if found else None

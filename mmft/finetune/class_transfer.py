@@ -19,8 +19,9 @@ layer              rows                         class ``c``
 =================  ===========================  ==============================
 
 A layer is class-dependent when its parent module has a ``num_classes``
-attribute and its row count fits one of these layouts; class-agnostic layers
-(4 regression rows, 1 mask channel) are ordinary layers.
+attribute, is not class-agnostic (``reg_class_agnostic`` / ``class_agnostic``)
+and its row count fits one of these layouts. The checkpoint's layout is read
+from its own row count, so a softmax classifier can feed a sigmoid one.
 """
 import re
 from dataclasses import dataclass
@@ -57,9 +58,6 @@ class RowLayout:
     def rows(self, index: int) -> slice:
         k = self.rows_per_class
         return slice(index * k, (index + 1) * k)
-
-    def with_classes(self, num_classes: int) -> 'RowLayout':
-        return RowLayout(num_classes, self.rows_per_class, self.background_last)
 
 
 @dataclass(frozen=True)
@@ -200,9 +198,11 @@ def plan_class_transfer(model: nn.Module, model_state: Mapping[str, Tensor],
             failed[key] = (f'head has num_classes={new_layout.num_classes} but the dataset has '
                            f'{len(new_classes)} classes')
             continue
-        old_layout = new_layout.with_classes(len(old_classes))
         source = checkpoint[key]
-        if source.shape[0] != old_layout.num_rows or source.shape[1:] != model_state[key].shape[1:]:
+        # the checkpoint's own layout: a softmax checkpoint may meet a sigmoid head
+        old_layout = layout_for_rows(key.split('.')[-2], source.shape[0], len(old_classes))
+        if old_layout is None or old_layout.rows_per_class != new_layout.rows_per_class or \
+                source.shape[1:] != model_state[key].shape[1:]:
             failed[key] = (f'checkpoint shape {tuple(source.shape)} does not fit '
                            f'{len(old_classes)} checkpoint classes')
             continue

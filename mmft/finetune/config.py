@@ -7,8 +7,6 @@ import re
 from dataclasses import dataclass, field, fields
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from .patterns import expand_presets
-
 CHECKPOINT_TYPES = ('auto', 'detection', 'classification')
 
 
@@ -29,6 +27,10 @@ class UnfreezeStage:
         if isinstance(stage, UnfreezeStage):
             return stage
         if isinstance(stage, Mapping):
+            unknown = sorted(set(stage) - {'patterns', 'iter', 'epoch'})
+            if unknown:
+                raise ValueError(f'finetune.unfreeze stage {dict(stage)}: unknown key(s) '
+                                 f"{unknown}; a stage has 'patterns' and 'iter' or 'epoch'")
             return cls(**stage)
         match = re.fullmatch(r'(?P<pattern>.+)@(?P<unit>iter|epoch)(?P<at>\d+)', str(stage))
         if match is None:
@@ -36,6 +38,11 @@ class UnfreezeStage:
                              "iter=N) or epoch=N, or the string 'PATTERN@iterN' / "
                              "'PATTERN@epochN'")
         return cls([match['pattern']], **{match['unit']: int(match['at'])})
+
+    def reached(self, iteration: int, epoch: int) -> bool:
+        """Whether the stage's time has come, before iteration ``iteration`` (0-based)
+        of epoch ``epoch``."""
+        return iteration >= self.iter if self.iter is not None else epoch >= self.epoch
 
     def __post_init__(self) -> None:
         if (self.iter is None) == (self.epoch is None):
@@ -99,7 +106,7 @@ class FinetuneConfig:
             cfg['exclude'] = [cfg['exclude']]
         if isinstance(cfg.get('freeze'), str):
             cfg['freeze'] = [cfg['freeze']]
-        cfg['exclude'] = expand_presets(cfg.get('exclude'))
+        cfg['exclude'] = list(cfg.get('exclude') or [])
         stages = cfg.get('unfreeze') or []
         cfg['unfreeze'] = [UnfreezeStage.parse(s)
                            for s in ([stages] if isinstance(stages, str) else stages)]

@@ -8,7 +8,7 @@ updating statistics of a layer whose affine weights cannot adapt only shifts
 its output away from what the next layer was trained on.
 """
 import types
-from typing import Dict, List, Sequence
+from typing import Collection, Dict, List, Optional, Sequence
 
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
@@ -59,23 +59,31 @@ def keep_frozen_norms_in_eval(model: nn.Module) -> List[str]:
     return pinned
 
 
-def unfreeze(model: nn.Module, patterns: Patterns) -> List[str]:
+def unfreeze(model: nn.Module, patterns: Patterns,
+             only: Optional[Collection[str]] = None) -> List[str]:
     """Make the frozen parameters that ``patterns`` select trainable again.
+
+    Args:
+        model: the detector (unwrapped).
+        patterns: as for :func:`freeze`.
+        only: restrict to these names (what ``finetune.freeze`` froze), so that
+            parameters the model freezes itself (``backbone.frozen_stages``) stay frozen.
 
     Returns:
         Names of the parameters that were frozen and are now trainable.
     """
-    frozen = [n for n, p in model.named_parameters() if not p.requires_grad]
+    frozen = [n for n, p in model.named_parameters()
+              if not p.requires_grad and (only is None or n in only)]
     names = select(frozen, patterns, 'finetune.unfreeze', require_match=False)
     params = dict(model.named_parameters())
     for name in names:
         params[name].requires_grad_(True)
-    training = model.training
     for module in model.modules():
         if isinstance(module, _BatchNorm) and 'train' in vars(module) and \
                 any(p.requires_grad for p in module.parameters(recurse=False)):
-            del module.train  # back to nn.Module.train
-            module.train(training)
+            del module.train  # back to the class's train()
+    # the model's own rules (a backbone's norm_eval) decide the thawed layers' mode
+    model.train(model.training)
     return names
 
 

@@ -9,9 +9,11 @@ statistics). A checkpoint asking for any other global (``os.system``,
 any of its code runs. ``weights_only=False`` is never used.
 
 Writing: :class:`AtomicLocalBackend` replaces MMEngine's local file backend so
-that every checkpoint (and ``last_checkpoint``) is written to a temporary file
-in the same folder, flushed, and renamed over the target: a run killed while
-saving leaves the previous file intact, never a truncated one.
+that every checkpoint is written to a temporary file in the same folder,
+flushed, and renamed over the target: a run killed while saving leaves the
+previous file intact, never a truncated one. (MMEngine's CheckpointHook writes
+the small ``last_checkpoint`` pointer with a plain ``open``; FinetuneRunner's
+resume falls back to the newest checkpoint file when that pointer is broken.)
 """
 import io
 import os

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from .class_transfer import is_identity, match_classes, plan_class_transfer, row_layout
 from .config import FinetuneConfig
 from .io import LoadedCheckpoint, read_checkpoint
-from .patterns import compile_patterns
+from .patterns import check_patterns_match, select
 from .report import LoadReport
 
 BACKBONE = 'backbone.'
@@ -37,33 +37,45 @@ def checkpoint_classes(loaded: LoadedCheckpoint,
 
 
 def _is_classification(loaded: LoadedCheckpoint, model_keys: Sequence[str]) -> bool:
-    """An ImageNet checkpoint: converted as one, or keys that fit only the backbone."""
+    """An ImageNet checkpoint: converted as one, or keys that fit only the backbone
+    (with or without ``backbone.``, e.g. torchvision's or mmpretrain's classifiers)."""
     if (loaded.meta or {}).get('source_model') == 'classification':
         return True
     keys = set(loaded.state_dict)
-    if not keys or any(k.startswith(BACKBONE) for k in keys):
+    if not keys:
         return False
-    backbone = {k[len(BACKBONE):] for k in model_keys if k.startswith(BACKBONE)}
+    model = set(model_keys)
+    if any(k.startswith(BACKBONE) for k in keys):
+        shared = keys & model
+        return bool(shared) and all(k.startswith(BACKBONE) for k in shared) and \
+            len(shared) < len(keys)
+    backbone = {k[len(BACKBONE):] for k in model if k.startswith(BACKBONE)}
     return len(keys & backbone) >= 0.5 * len(keys)
 
 
 def _select_scope(loaded: LoadedCheckpoint, checkpoint_type: str, model_keys: Sequence[str],
-                  report: LoadReport) -> Dict[str, Tensor]:
-    """The checkpoint tensors this checkpoint type may restore, renamed for the model."""
+                  report: LoadReport) -> Tuple[Dict[str, Tensor], Dict[str, str]]:
+    """The checkpoint tensors this checkpoint type may restore, renamed for the model.
+
+    Returns:
+        ``(model-side name -> tensor, model-side name -> the file's own name)``.
+    """
     state = dict(loaded.state_dict)
     if checkpoint_type != 'classification':
         report.scope_keys = list(model_keys)
-        return state
+        return state, {k: k for k in state}
     has_prefix = any(k.startswith(BACKBONE) for k in state)
     scoped: Dict[str, Tensor] = {}
+    origin: Dict[str, str] = {}
     for key, value in state.items():
         if has_prefix and not key.startswith(BACKBONE):
             report.excluded.append(key)
             report.reasons[key] = "checkpoint_type='classification' restores the backbone only"
             continue
-        scoped[key if has_prefix else BACKBONE + key] = value
+        name = key if has_prefix else BACKBONE + key
+        scoped[name], origin[name] = value, key
     report.scope_keys = [k for k in model_keys if k.startswith(BACKBONE)]
-    return scoped
+    return scoped, origin
 
 
 def plan_load(model: nn.Module, loaded: LoadedCheckpoint, cfg: FinetuneConfig,
@@ -80,6 +92,9 @@ def plan_load(model: nn.Module, loaded: LoadedCheckpoint, cfg: FinetuneConfig,
 
     Returns:
         ``(state_dict to load with strict=False, report)``.
+
+    Raises:
+        ValueError: an ``exclude`` entry matches no key of the model or the checkpoint.
     """
     model_state = model.state_dict()
     model_keys = list(model_state)
@@ -89,11 +104,12 @@ def plan_load(model: nn.Module, loaded: LoadedCheckpoint, cfg: FinetuneConfig,
     old_classes = checkpoint_classes(loaded, cfg.source_classes)
     report = LoadReport(source=source, source_format=loaded.format, checkpoint_type=ckpt_type,
                         source_classes=old_classes, num_model_keys=len(model_keys))
-    ckpt = _select_scope(loaded, ckpt_type, model_keys, report)
+    ckpt, origin = _select_scope(loaded, ckpt_type, model_keys, report)
 
-    excluded = compile_patterns(cfg.exclude)
-    for key in sorted(set(ckpt) | set(model_keys)):
-        if any(p(key) for p in excluded) and key not in report.excluded:
+    all_keys = sorted(set(ckpt) | set(model_keys))
+    check_patterns_match(all_keys, cfg.exclude, 'finetune.exclude')
+    for key in select(all_keys, cfg.exclude, require_match=False):
+        if key not in report.excluded:
             report.excluded.append(key)
             report.reasons[key] = 'finetune.exclude'
     skip = set(report.excluded)
@@ -101,6 +117,7 @@ def plan_load(model: nn.Module, loaded: LoadedCheckpoint, cfg: FinetuneConfig,
 
     to_load: Dict[str, Tensor] = {}
     class_keys = [k for k in common if row_layout(model, k) is not None]
+    failed: Dict[str, str] = {}
     if cfg.class_transfer and class_keys and old_classes and new_classes:
         matches = match_classes(new_classes, old_classes, cfg.class_mapping, cfg.synonyms)
         if not is_identity(matches, len(old_classes)):
@@ -118,7 +135,8 @@ def plan_load(model: nn.Module, loaded: LoadedCheckpoint, cfg: FinetuneConfig,
     for key in common:
         if key in to_load:
             continue
-        if ckpt[key].shape == model_state[key].shape:
+        # rows that could not be matched to classes must not load in the file's order
+        if ckpt[key].shape == model_state[key].shape and key not in failed:
             to_load[key] = ckpt[key]
             report.loaded.append(key)
             continue
@@ -128,10 +146,11 @@ def plan_load(model: nn.Module, loaded: LoadedCheckpoint, cfg: FinetuneConfig,
         else:
             report.skipped_suspicious.append(key)
     report.missing = [k for k in model_keys if k not in ckpt and k not in skip]
-    report.unexpected = [k for k in ckpt if k not in model_state and k not in skip]
+    report.unexpected = [origin[k] for k in ckpt if k not in model_state and k not in skip]
     report.unexpected += [k for k in loaded.unconverted if k not in report.unexpected]
     for key in loaded.unconverted:
         report.reasons.setdefault(key, f'{loaded.format} key with no place in mmft\'s layout')
+    report.scope_keys = [k for k in report.scope_keys if k not in skip]
     return to_load, report
 
 

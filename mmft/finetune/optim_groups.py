@@ -61,10 +61,12 @@ def unpark(optimizer: Optimizer, parked: List[Dict[str, Any]],
         new_group.update(params=thawed, initial_lr=base_lr, lr=base_lr * factor)
         optimizer.add_param_group(new_group)
         for scheduler in schedulers:
-            if getattr(scheduler, 'optimizer', None) is optimizer and \
+            # MMEngine's schedulers hold the OptimWrapper, torch's the optimizer
+            owner = getattr(scheduler, 'optimizer', None)
+            if getattr(owner, 'optimizer', owner) is optimizer and \
                     hasattr(scheduler, 'base_values'):
                 name = getattr(scheduler, 'param_name', 'lr')
-                scheduler.base_values.append(new_group.get(f'initial_{name}', base_lr))
+                scheduler.base_values.append(new_group.get(f'initial_{name}', new_group[name]))
         added += len(thawed)
     parked[:] = [g for g in parked if g['params']]
     return added

@@ -24,7 +24,8 @@ EXCLUDE_PRESETS: Dict[str, Tuple[str, ...]] = {
     'faster_rcnn': ('roi_head.bbox_head.fc_cls', 'roi_head.bbox_head.fc_reg'),
     'mask_rcnn': ('roi_head.bbox_head.fc_cls', 'roi_head.bbox_head.fc_reg',
                   'roi_head.mask_head.conv_logits'),
-    'cascade_rcnn': ('re:^roi_head\\.bbox_head\\.\\d+\\.fc_(cls|reg)\\.',
+    # Cascade R-CNN regresses class-agnostically (4 rows): its fc_reg loads as it is
+    'cascade_rcnn': ('re:^roi_head\\.bbox_head\\.\\d+\\.fc_cls\\.',
                      're:^roi_head\\.mask_head\\.\\d+\\.conv_logits\\.'),
     'retinanet': ('bbox_head.retina_cls',),
     'fcos': ('bbox_head.conv_cls',),
@@ -86,23 +87,31 @@ def select(names: Iterable[str], patterns: Patterns, what: str = 'pattern',
         names: candidate names (state_dict keys, parameter names).
         patterns: patterns or preset names.
         what: how the caller calls a pattern in errors (``'finetune.freeze'``).
-        require_match: raise when a pattern selects nothing (almost always a typo).
+        require_match: raise when an entry selects nothing (almost always a typo);
+            a preset counts as matching when any of its patterns does.
 
     Raises:
-        ValueError: a pattern selects nothing; the message lists the closest names.
+        ValueError: an entry selects nothing; the message lists the closest names.
     """
     names = list(names)
-    compiled = compile_patterns(patterns)
-    hits = [n for n in names if any(p(n) for p in compiled)]
     if require_match:
-        for pattern in compiled:
-            if not any(pattern(n) for n in names):
-                raise ValueError(
-                    f'{what} {pattern.pattern!r} matches no name; closest names: '
-                    f'{_closest(pattern.pattern, names)}. Patterns are wildcards '
-                    "('*fc_cls*'), module paths ('backbone.layer1'), 're:<regex>' or presets "
-                    f'{sorted(EXCLUDE_PRESETS)}')
-    return hits
+        check_patterns_match(names, patterns, what)
+    compiled = compile_patterns(patterns)
+    return [n for n in names if any(p(n) for p in compiled)]
+
+
+def check_patterns_match(names: Iterable[str], patterns: Patterns, what: str) -> None:
+    """Raise for the first entry of ``patterns`` that selects none of ``names``."""
+    names = list(names)
+    entries = [patterns] if isinstance(patterns, str) else list(patterns or [])
+    for entry in entries:
+        if any(p(n) for p in compile_patterns([entry]) for n in names):
+            continue
+        raise ValueError(
+            f'{what} {entry!r} matches no name; closest names: '
+            f'{_closest(entry, names)}. Patterns are wildcards '
+            "('*fc_cls*'), module paths ('backbone.layer1'), 're:<regex>' or presets "
+            f'{sorted(EXCLUDE_PRESETS)}')
 
 
 def _closest(pattern: str, names: List[str]) -> List[str]:

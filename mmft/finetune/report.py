@@ -16,7 +16,7 @@ bucket:
 """
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from terminaltables import AsciiTable
 
@@ -181,7 +181,3 @@ class LoadReport:
 def _cell(count: int) -> str:
     return str(count) if count else '.'
 
-
-def describe_counts(report: LoadReport, buckets: Sequence[str] = BUCKETS) -> Dict[str, int]:
-    """``{bucket: number of keys}``: handy in logs and tests."""
-    return {b: len(getattr(report, b)) for b in buckets}

@@ -351,7 +351,7 @@ def test_sync_bn_converts_and_frozen_norms_stay_in_eval(setup, tmp_path, monkeyp
         sync_bn='torch', launcher='pytorch', work_dir=str(tmp_path), load_from=None,
         model_wrapper_cfg=dict(type='MMDistributedDataParallel', device_ids=None),
         finetune=dict(freeze=['backbone.bn1', 'backbone.layer1', 'backbone.layer2'],
-                      unfreeze=[])))
+                      unfreeze=['backbone.layer2@iter100'])))
     monkeypatch.setenv('LOCAL_RANK', '0')  # read by Runner.wrap_model, as under torchrun
     # DDP refuses SyncBatchNorm on CPU when it is built; skip that check to see the GPU case
     monkeypatch.setattr(DistributedDataParallel, '_passing_sync_batchnorm_handle',
@@ -373,7 +373,7 @@ def test_sync_bn_converts_and_frozen_norms_stay_in_eval(setup, tmp_path, monkeyp
         assert before == {n for n, m in runner.unwrapped_model.named_modules()
                           if isinstance(m, _BatchNorm) and n.startswith(frozen)}
         runner.optim_wrapper = runner.build_optim_wrapper(runner.optim_wrapper)
-        runner.unfreeze(['backbone.layer2'])
+        runner.apply_unfreeze_stage(0)
         assert eval_norms() == {n for n in before if not n.startswith('backbone.layer2.')}
     finally:
         dist.destroy_process_group()

@@ -150,7 +150,57 @@ def test_staged_recipe_keeps_per_module_lr_when_layers_thaw(shapes, source_ckpt,
     model = runner.model
     assert id(model.neck.fpn_convs[0].conv.weight) not in optimizer_param_ids(optimizer)
     assert lr_of(model.roi_head.bbox_head.fc_cls.weight) == pytest.approx(base)
-    runner.unfreeze(['neck', 'backbone.layer4'])
+    runner.apply_unfreeze_stage(0)  # neck
+    runner.apply_unfreeze_stage(1)  # backbone.layer3, backbone.layer4
     assert lr_of(model.neck.fpn_convs[0].conv.weight) == pytest.approx(0.5 * base)
     assert lr_of(model.backbone.layer4[0].conv1.weight) == pytest.approx(0.1 * base)
     assert id(model.backbone.layer1[0].conv1.weight) not in optimizer_param_ids(optimizer)
+
+
+def test_resume_after_an_unfreeze_stage(shapes, source_ckpt, tmp_path):
+    kwargs = dict(max_iters=3, checkpoint_interval=1,
+                  finetune=dict(freeze=['backbone.layer1', 'backbone.layer2'],
+                                unfreeze=['backbone.layer2@iter2', 'backbone.layer1@iter1']))
+    first = _target_runner(shapes, source_ckpt, tmp_path, **kwargs)
+    first.train()
+    assert first.unfrozen_stages == [1, 0]  # in the order they fired
+    resumed = _target_runner(shapes, source_ckpt, tmp_path / 'resumed', resume=True,
+                             **{**kwargs, 'max_iters': 4,
+                                'load_from': osp.join(tmp_path, 'iter_3.pth')})
+    resumed.train()  # the saved optimizer has 3 groups: they must exist before it loads
+    assert resumed.unfrozen_stages == [1, 0] and resumed.iter == 4
+    ids = optimizer_param_ids(resumed.optim_wrapper.optimizer)
+    assert id(resumed.model.backbone.layer1[0].conv1.weight) in ids
+
+
+def test_thawed_layers_follow_the_backbone_norm_eval_and_every_scheduler(
+        shapes, source_ckpt, tmp_path):
+    runner = _target_runner(
+        shapes, source_ckpt, tmp_path,
+        model=dict(backbone=dict(norm_eval=True)),
+        param_scheduler=[dict(type='CosineAnnealingLR', T_max=4, by_epoch=False)],
+        finetune=dict(freeze=['backbone.layer4'], unfreeze=['backbone.layer4@iter1']))
+    runner.optim_wrapper = runner.build_optim_wrapper(runner.optim_wrapper)
+    runner.param_schedulers = runner.build_param_scheduler(runner.param_schedulers)
+    runner.model.train()
+    runner.apply_unfreeze_stage(0)
+    assert not runner.model.backbone.layer4[0].bn1.training  # norm_eval=True still holds
+    scheduler = runner.param_schedulers[0]
+    assert len(scheduler.base_values) == len(runner.optim_wrapper.optimizer.param_groups)
+
+
+def test_unfreeze_patterns_must_name_frozen_parameters(shapes, source_ckpt, tmp_path):
+    with pytest.raises(ValueError, match=r"finetune.unfreeze .* 'backbone.layr4' matches no"):
+        _target_runner(shapes, source_ckpt, tmp_path,
+                       finetune=dict(freeze=['backbone'], unfreeze=['backbone.layr4@iter5']))
+
+
+def test_ema_hook_sees_the_fine_tuning_load(shapes, source_ckpt, tmp_path):
+    runner = _target_runner(shapes, source_ckpt, tmp_path,
+                            custom_hooks=[dict(type='EMAHook', momentum=0.001)])
+    runner.call_hook('before_run')  # EMAHook builds its copy of the model here
+    checkpoint = runner.load_checkpoint(source_ckpt)
+    ema = next(h for h in runner.hooks if type(h).__name__ == 'EMAHook').ema_model.module
+    for key, value in runner.model.state_dict().items():
+        assert torch.equal(ema.state_dict()[key], value), key
+    assert checkpoint['meta']['dataset_meta']['classes'] == SOURCE_CLASSES

@@ -11,7 +11,7 @@ def test_defaults_and_presets():
     assert cfg.checkpoint_type == 'auto' and cfg.class_transfer and cfg.exclude == []
     cfg = FinetuneConfig.from_cfg(dict(exclude='mask_rcnn', freeze='backbone',
                                        unfreeze=[dict(patterns='backbone', iter=10)]))
-    assert 'roi_head.mask_head.conv_logits' in cfg.exclude
+    assert cfg.exclude == ['mask_rcnn']  # presets expand where they are matched
     assert cfg.freeze == ['backbone'] and cfg.unfreeze[0].patterns == ['backbone']
     # the command-line form: DictAction cannot parse dicts inside lists
     stages = FinetuneConfig.from_cfg(dict(unfreeze=['neck@iter500', 'backbone.layer4@epoch2']))
@@ -25,6 +25,7 @@ def test_defaults_and_presets():
     (dict(min_loaded=50), r'fraction in \[0, 1\]'),
     (dict(unfreeze=[dict(patterns=['x'])]), 'exactly one of iter= or epoch='),
     (dict(unfreeze=['neck@500']), "'PATTERN@iterN'"),
+    (dict(unfreeze=[dict(patterns=['x'], iters=5)]), r"unknown key\(s\) \['iters'\]"),
     (dict(source_classes='car'), r"write \('car',\)"),
 ])
 def test_bad_options_are_named(bad, message):

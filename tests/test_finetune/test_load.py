@@ -104,7 +104,7 @@ def test_classification_checkpoint_restores_the_backbone_only(tmp_path, make_det
     out = target.state_dict()
     assert torch.equal(out['backbone.bn1.running_var'], imagenet['bn1.running_var'])
     assert torch.equal(out['neck.weight'], init['neck.weight'])
-    assert report.unexpected == ['backbone.fc.weight']
+    assert report.unexpected == ['fc.weight']  # under the file's own name
     assert report.restored_fraction == 1.0  # the whole backbone, the scope of such a file
     # a detection checkpoint read as 'classification' gives its backbone only
     target2 = make_detector(len(OLD), seed=3)
@@ -140,3 +140,44 @@ def test_full_text_lists_every_key(tmp_path, make_detector):
     text = report.full_text()
     for key in target.state_dict():
         assert key in text
+
+
+def test_softmax_checkpoint_feeds_a_sigmoid_head(tmp_path, make_detector):
+    source = make_detector(len(OLD), seed=1)  # fc_cls: 4 classes + background
+    target = make_detector(len(NEW), seed=2)
+    target.roi_head.bbox_head.fc_cls = torch.nn.Linear(8, len(NEW))  # sigmoid: no background
+    init = target.state_dict()['roi_head.bbox_head.fc_cls.weight'].clone()
+    report = load_pretrained(target, _save(tmp_path, source), FinetuneConfig(), NEW)
+    out = target.state_dict()['roi_head.bbox_head.fc_cls.weight']
+    src = source.state_dict()['roi_head.bbox_head.fc_cls.weight']
+    assert 'roi_head.bbox_head.fc_cls.weight' in report.transferred
+    assert torch.equal(out[0], src[1]) and torch.equal(out[1], src[0])  # car, rider <- person
+    assert torch.equal(out[2], init[2])  # unicorn: new
+
+
+def test_exclude_typo_is_an_error(tmp_path, make_detector):
+    source, target = make_detector(len(OLD), seed=1), make_detector(len(OLD), seed=2)
+    with pytest.raises(ValueError, match=r"finetune.exclude 'roi_head.bbox_head.fc_clss' "
+                                         'matches no name'):
+        load_pretrained(target, _save(tmp_path, source),
+                        FinetuneConfig(exclude=['roi_head.bbox_head.fc_clss']), OLD)
+
+
+def test_min_loaded_does_not_count_what_was_excluded_on_purpose(tmp_path, make_detector):
+    source, target = make_detector(len(OLD), seed=1), make_detector(len(OLD), seed=2)
+    report = load_pretrained(target, _save(tmp_path, source),
+                             FinetuneConfig(exclude=['roi_head'], min_loaded=1.0), OLD)
+    assert report.restored_fraction == 1.0 and 'roi_head.bbox_head.fc_cls.weight' in \
+        report.excluded
+
+
+def test_a_classifier_with_backbone_prefix_and_its_own_head(tmp_path, make_detector):
+    """mmpretrain-style: ``backbone.*`` plus ``head.fc.*``: restores the backbone only."""
+    source, target = make_detector(len(OLD), seed=1), make_detector(len(NEW), seed=2)
+    state = {k: v for k, v in source.state_dict().items() if k.startswith('backbone.')}
+    state['head.fc.weight'] = torch.randn(10, 8)
+    path = tmp_path / 'cls.pth'
+    torch.save({'state_dict': state, 'meta': {}}, path)
+    report = load_pretrained(target, str(path), FinetuneConfig(min_loaded=0.9), NEW)
+    assert report.checkpoint_type == 'classification'
+    assert report.excluded == ['head.fc.weight'] and report.restored_fraction == 1.0

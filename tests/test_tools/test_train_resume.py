@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from mmft.engine.runner import latest_checkpoint
 from tests.tiny_runs import REPO_ROOT, make_shapes_data, tiny_config
 
 SCHEDULE_ITERS = 50  # the lr schedule spans this many iterations in every run below
@@ -53,8 +54,8 @@ def test_killed_run_resumes_with_the_same_iteration_and_lr(tmp_path):
         time.sleep(0.2)
     proc.send_signal(signal.SIGKILL)  # no chance to clean up, as with a crash or a preemption
     proc.wait()
-    with open(osp.join(killed, 'last_checkpoint')) as f:
-        last = f.read().strip()
+    # what --resume picks: last_checkpoint, or the newest file if the kill broke the pointer
+    last = latest_checkpoint(killed)
     done = int(osp.basename(last)[len('iter_'):-len('.pth')])
     assert done >= 2
 
@@ -68,3 +69,14 @@ def test_killed_run_resumes_with_the_same_iteration_and_lr(tmp_path):
     expected = _logged(reference)
     for it, lr in resumed.items():
         assert lr == pytest.approx(expected[it], rel=1e-6), it
+
+
+def test_a_broken_last_checkpoint_pointer_falls_back_to_the_newest_file(tmp_path):
+    for i, name in enumerate(('iter_2.pth', 'iter_10.pth', 'iter_3.pth')):
+        (tmp_path / name).write_bytes(b'x')
+        os.utime(tmp_path / name, (1000 + i, 1000 + i))
+    (tmp_path / 'last_checkpoint').write_text('')  # killed while MMEngine rewrote it
+    assert latest_checkpoint(str(tmp_path)) == str(tmp_path / 'iter_3.pth')
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_10.pth'))
+    assert latest_checkpoint(str(tmp_path)) == str(tmp_path / 'iter_10.pth')
+    assert latest_checkpoint(str(tmp_path / 'empty')) is None

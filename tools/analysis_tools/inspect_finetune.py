@@ -4,9 +4,11 @@
         [--cfg-options k=v ...]
 
 Builds the model exactly as tools/train.py would (num_classes from the data,
-finetune.freeze), loads ``load_from`` through the same path, and prints the
-load report, the class-transfer table and the trainable / frozen parameter
-counts per module. Nothing is trained and nothing is written.
+finetune.freeze), plans the load of ``load_from`` through the same path, and
+prints the load report, the class-transfer table and the trainable / frozen
+parameter counts per module; if ``strict_backbone`` / ``min_loaded`` would stop
+the run, it says why after the report and exits with 1. Nothing is trained and
+nothing is written.
 """
 import argparse
 import copy
@@ -18,7 +20,8 @@ from terminaltables import AsciiTable
 
 from mmft.finetune.config import FinetuneConfig, resolve_num_classes
 from mmft.finetune.freeze import freeze, frozen_modules_summary, parameter_counts
-from mmft.finetune.load import load_pretrained
+from mmft.finetune.io import read_checkpoint
+from mmft.finetune.load import plan_load
 from mmft.registry import MODELS
 from mmft.utils import register_all_modules
 
@@ -36,7 +39,13 @@ def inspect_finetune(cfg: Config, load_from: Optional[str] = None) -> str:
              f'{list(classes) if classes else "unknown"}']
     path = load_from or cfg.get('load_from')
     if path:
-        lines.append(load_pretrained(model, path, ft, new_classes=classes).summary())
+        loaded = read_checkpoint(path, source_format=ft.source_format)
+        _, report = plan_load(model, loaded, ft, new_classes=classes, source=path)
+        lines.append(report.summary())
+        try:  # what would stop the run, after the report that explains it
+            report.check(ft.strict_backbone, ft.min_loaded)
+        except RuntimeError as exc:
+            lines.append(f'THE RUN WOULD STOP HERE: {exc}')
     else:
         lines.append('no load_from: the model starts from its initialisation')
     counts = parameter_counts(model)
@@ -64,7 +73,10 @@ def main(argv=None) -> None:
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    print(inspect_finetune(cfg, args.load_from))
+    text = inspect_finetune(cfg, args.load_from)
+    print(text)
+    if 'THE RUN WOULD STOP HERE' in text:
+        raise SystemExit(1)
 
 
 if __name__ == '__main__':
