@@ -39,7 +39,8 @@ BOX_EMPTY = 'annotations with a zero-area box (dropped)'
 BOX_OUTSIDE = 'annotations with a box outside the image (dropped)'
 BOX_CLIPPED = 'boxes partly outside the image (clipped to it)'
 POLYGON_SHORT = 'polygons with < 3 points or an odd number of coordinates (dropped)'
-MASK_INVALID = 'instances without a usable mask (kept as ignored)'
+MASK_INVALID = ('instances without a usable mask (mask dropped; the instance is ignored '
+                'when masks are loaded)')
 UNKNOWN_CATEGORY = 'annotations with an unknown category id (dropped)'
 OTHER_CLASS = 'annotations of classes not in metainfo.classes (left out)'
 IMAGE_NO_SIZE = 'images without a readable width/height (dropped)'
@@ -209,6 +210,15 @@ class BaseDetDataset(BaseDataset):
                 print_log(f'{type(self).__name__}: skipped {path} ({reason}); training goes '
                           'on with another image', logger='current', level=logging.WARNING)
         return data
+
+    def _skip_image(self, reason: str, what: str) -> None:
+        """Count an image dropped at parse time; in test mode, refuse instead: the
+        metric would silently count its objects as missed."""
+        if self.test_mode:
+            raise RuntimeError(f"{type(self).__name__}: {what} ({reason.replace(' (dropped)', '')}) "
+                               f'in {self.ann_file}; an evaluation set must be complete: fix '
+                               'or remove the entry') from None
+        self.skipped[reason] += 1
 
     def _clean_box(self, bbox: Any, height: int, width: int) -> Optional[List[float]]:
         """``bbox`` ``[x1, y1, x2, y2]`` clipped to the image; None (counted) if unusable."""

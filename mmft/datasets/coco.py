@@ -81,6 +81,10 @@ class CocoDataset(BaseDetDataset):
 
         anns = raw.get('annotations', [])
         ann_ids = [a.get('id') for a in anns]
+        if None in ann_ids:
+            raise ValueError(f'{ann_ids.count(None)} annotations in {self.ann_file} have no id; '
+                             'COCO evaluation matches by id, so give every annotation its own '
+                             'id (1, 2, ...)')
         if len(set(ann_ids)) != len(ann_ids):
             raise ValueError(f'annotation ids in {self.ann_file} are not unique '
                              f'({len(ann_ids) - len(set(ann_ids))} repeated); COCO evaluation '
@@ -93,7 +97,7 @@ class CocoDataset(BaseDetDataset):
         for img in raw['images']:
             if not all(isinstance(img.get(k), (int, float)) and img[k] > 0
                        for k in ('height', 'width')):
-                self.skipped[IMAGE_NO_SIZE] += 1
+                self._skip_image(IMAGE_NO_SIZE, f"image {img.get('file_name', img.get('id'))}")
                 continue
             data_list.append(self.parse_data_info(
                 dict(raw_img_info=img, raw_ann_info=by_image.get(img['id'], []))))
@@ -133,9 +137,11 @@ class CocoDataset(BaseDetDataset):
             box = self._clean_box(box, height, width)
             if box is None:
                 continue
-            mask, usable = self._clean_mask(ann.get('segmentation'), height, width)
+            # an unusable mask is dropped, not the box: LoadAnnotations(with_mask=True)
+            # ignores such an instance, box-only training keeps it (MMDetection's rule)
+            mask, _ = self._clean_mask(ann.get('segmentation'), height, width)
             instance = dict(bbox=box, bbox_label=self.cat2label[category],
-                            ignore_flag=int(bool(ann.get('iscrowd', 0)) or not usable))
+                            ignore_flag=int(bool(ann.get('iscrowd', 0))))
             if mask is not None:
                 instance['mask'] = mask
             instances.append(instance)

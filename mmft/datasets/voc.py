@@ -9,6 +9,7 @@ in training, boxes smaller than ``filter_cfg['bbox_min_size']`` are kept with
 error when objects of unconfigured classes exist (a misspelt or wrong class list), a warning
 otherwise.
 """
+import difflib
 import logging
 import os.path as osp
 import xml.etree.ElementTree as ET
@@ -89,9 +90,12 @@ class XMLDataset(BaseDetDataset):
             if info is not None:
                 data_list.append(info)
         missing = [c for c in classes if c not in self._names_seen]
-        if missing and self._names_seen - set(classes):
+        others = sorted(self._names_seen - set(classes))
+        misspelt = [c for c in missing if difflib.get_close_matches(c, others, n=1, cutoff=0.6)]
+        if misspelt or (missing and len(missing) == len(classes) and others):
+            # a class whose name is close to an unselected one, or none found at all: a typo
             raise class_mismatch_error(missing, sorted(self._names_seen), self.ann_file)
-        if missing:
+        if missing:  # a subset of the classes may have no object in a small split
             print_log(f'{type(self).__name__} {self.ann_file}: no object of classes {missing}',
                       logger='current', level=logging.WARNING)
         return data_list
@@ -110,10 +114,10 @@ class XMLDataset(BaseDetDataset):
             root = ET.fromstring(fileio.get(img_info['xml_path'],
                                             backend_args=self.backend_args))
         except FileNotFoundError:
-            self.skipped[XML_MISSING] += 1
+            self._skip_image(XML_MISSING, img_info['xml_path'])
             return None
         except ET.ParseError:
-            self.skipped[XML_UNREADABLE] += 1
+            self._skip_image(XML_UNREADABLE, img_info['xml_path'])
             return None
         img_path = osp.join(self.sub_data_root, img_info['file_name'])
         try:
@@ -122,7 +126,7 @@ class XMLDataset(BaseDetDataset):
         except ValueError:  # MMDetection reads the image when <size> is missing
             height, width = self._image_size(img_path) or (0, 0)
         if height <= 0 or width <= 0:
-            self.skipped[IMAGE_NO_SIZE] += 1
+            self._skip_image(IMAGE_NO_SIZE, img_info['xml_path'])
             return None
         min_size = None if self.test_mode else self.bbox_min_size
         instances = []
@@ -138,11 +142,15 @@ class XMLDataset(BaseDetDataset):
                 continue
             try:
                 box_node = obj.find('bndbox')
-                box = [int(float(_text(box_node, k))) - 1 for k in ('xmin', 'ymin', 'xmax', 'ymax')]
+                box = [float(int(float(_text(box_node, k))) - 1)
+                       for k in ('xmin', 'ymin', 'xmax', 'ymax')]
             except ValueError:
-                box = None  # counted as malformed below
-            box = self._clean_box(box, height, width)
-            if box is None:
+                self.skipped[BOX_MALFORMED] += 1
+                continue
+            # VOC corners are inclusive pixels (the devkit's +1 widths): xmin == xmax is a
+            # 1-pixel box. Kept as parsed, unclipped, as MMDetection and the devkit score them
+            if box[2] < box[0] or box[3] < box[1]:
+                self.skipped[BOX_EMPTY] += 1
                 continue
             difficult = obj.find('difficult')
             ignore = difficult is not None and (difficult.text or '0').strip() not in ('0', '')

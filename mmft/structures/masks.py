@@ -206,7 +206,8 @@ class BitmapMasks(BaseInstanceMasks):
     def pad(self, out_shape: Tuple[int, int], pad_val: int = 0) -> 'BitmapMasks':
         h, w = int(out_shape[0]), int(out_shape[1])
         if h < self.height or w < self.width:
-            raise ValueError(f'cannot pad {self.height}x{self.width} masks to smaller {h}x{w}')
+            raise ValueError(f'cannot pad {self.height}x{self.width} masks to smaller {h}x{w}; '
+                             'pad to at least the image size (crop to shrink)')
         padded = np.full((len(self), h, w), pad_val, dtype=np.uint8)
         padded[:, :self.height, :self.width] = self.masks
         return BitmapMasks(padded, h, w)
@@ -305,8 +306,11 @@ class PolygonMasks(BaseInstanceMasks):
     def __getitem__(self, index) -> 'PolygonMasks':
         if isinstance(index, Tensor):
             index = index.cpu().numpy()
+        if isinstance(index, list):  # a list of bools selects like a bool array
+            index = np.asarray(index, dtype=bool if index and all(
+                isinstance(i, (bool, np.bool_)) for i in index) else np.int64)
         if isinstance(index, np.ndarray):
-            index = np.flatnonzero(index) if index.dtype == bool else index.tolist()
+            index = (np.flatnonzero(index) if index.dtype == bool else index).tolist()
         if isinstance(index, (list, tuple)):
             masks = [self.masks[int(i)] for i in index]
         elif isinstance(index, slice):
@@ -430,9 +434,10 @@ def polygons_to_bitmap(polygons: Sequence[np.ndarray], height: int, width: int) 
 
 def _clip_crop_box(bbox: np.ndarray, height: int, width: int) -> Tuple[int, int, int, int]:
     x1, y1, x2, y2 = (int(round(float(v))) for v in _as_numpy(bbox)[:4])
-    x1, x2 = np.clip([x1, x2], 0, width)
-    y1, y2 = np.clip([y1, y2], 0, height)
-    return int(x1), int(y1), int(max(x2, x1 + 1)), int(max(y2, y1 + 1))
+    # at least one pixel, inside the image even for a box at or past its border
+    x1, y1 = min(max(x1, 0), width - 1), min(max(y1, 0), height - 1)
+    x2, y2 = min(max(x2, x1 + 1), width), min(max(y2, y1 + 1), height)
+    return x1, y1, x2, y2
 
 
 def _clip_polygon(points: np.ndarray, width: float, height: float) -> Optional[np.ndarray]:

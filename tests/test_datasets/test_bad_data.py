@@ -68,8 +68,9 @@ def test_parse_time_problems_are_counted_and_logged_once(bad_tree, log_messages)
     good = dataset.get_data_info(0)['instances']
     assert [i['bbox'] for i in good] == [[2, 2, 10, 10], [20, 20, 32, 32], [4, 4, 10, 10],
                                          [4, 4, 10, 10]]
-    # the instance whose only polygon was dropped stays, ignored: neither object nor background
-    assert [i['ignore_flag'] for i in good] == [0, 0, 1, 0]
+    # the instance whose only polygon was dropped keeps its box; with masks loaded it is
+    # ignored (neither object nor background), box-only training uses it
+    assert [i['ignore_flag'] for i in good] == [0, 0, 0, 0]
     assert 'mask' not in good[2] and good[3]['mask'] == [[4, 4, 10, 4, 10, 10, 4, 10]]
     packed = dataset[0]['data_samples']
     assert len(packed.gt_instances) == 3 and len(packed.ignored_instances) == 1
@@ -88,6 +89,12 @@ def test_unreadable_images_are_skipped_while_iterating(bad_tree, log_messages):
 
 
 def test_unreadable_image_in_test_mode_names_the_file(bad_tree):
+    with pytest.raises(RuntimeError, match=r'image x.png \(images without a readable'):
+        _build(bad_tree, test_mode=True)  # an image entry without a size
+    with open(osp.join(bad_tree, 'bad.json')) as f:
+        text = f.read().replace('{"id": 9, "file_name": "x.png"}, ', '')
+    with open(osp.join(bad_tree, 'bad.json'), 'w') as f:
+        f.write(text)
     dataset = _build(bad_tree, test_mode=True)
     assert dataset[0]['data_samples'].img_path.endswith('good.png')
     with pytest.raises(RuntimeError, match=r'missing\.png .*image files missing.*bad\.json'):

@@ -51,6 +51,12 @@ def test_bbox_min_size_ignores_small_boxes_in_training_only(voc2007):
                   filter_cfg=dict(bbox_min_size=12))
     flags = [i['ignore_flag'] for i in VOCDataset(**kwargs).get_data_info(0)['instances']]
     assert flags == [1, 1]  # 9 x 19 and 9 x 9 boxes
+    # an evaluation set must be complete: 000009 has no xml
+    with pytest.raises(RuntimeError, match=r'000009.xml \(.*xml is missing\) in .*must be complete'):
+        VOCDataset(test_mode=True, **kwargs)
+    kwargs['ann_file'] = 'VOC2007/ImageSets/Main/first.txt'
+    with open(osp.join(voc2007, kwargs['ann_file']), 'w') as f:
+        f.write('000001\n')
     test = VOCDataset(test_mode=True, **kwargs)
     assert [i['ignore_flag'] for i in test.get_data_info(0)['instances']] == [0, 1]
 
@@ -79,3 +85,14 @@ def test_missing_list_file_names_it(voc2007):
     with pytest.raises(FileNotFoundError, match='test.txt.*does not exist.*VOCdevkit'):
         VOCDataset(data_root=voc2007, ann_file='VOC2007/ImageSets/Main/test.txt',
                    data_prefix=dict(sub_data_root='VOC2007/'))
+
+
+def test_one_pixel_boxes_stay_and_a_class_absent_from_a_split_is_allowed(tmp_path):
+    root = make_voc(tmp_path, 2007, {'000001': voc_xml([('car', 0, (1, 4, 1, 9)),
+                                                        ('person', 0, (3, 3, 9, 9))])})
+    dataset = DATASETS.build(dict(
+        type='VOCDataset', data_root=root, ann_file='VOC2007/ImageSets/Main/trainval.txt',
+        data_prefix=dict(sub_data_root='VOC2007/'), metainfo=dict(classes=('car', 'bus'))))
+    # xmin == xmax is one pixel wide under VOC's inclusive corners; xmin=1 becomes 0, unclipped
+    assert dataset.get_data_info(0)['instances'] == [
+        dict(bbox=[0.0, 3.0, 0.0, 8.0], bbox_label=0, ignore_flag=0)]

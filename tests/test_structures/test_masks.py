@@ -127,3 +127,12 @@ def test_bad_input_is_named():
     with pytest.raises(ValueError, match='flip direction'):
         PolygonMasks([RECT], H, W).flip('sideways')
     assert polygons_to_bitmap([], 4, 4).sum() == 0
+
+
+def test_list_of_bools_and_border_crops(polys, bitmaps):
+    assert len(polys[[True, False]]) == 1 and len(bitmaps[[True, False]]) == 1
+    assert len(polys[[1, 0]]) == 2
+    edge = bitmaps.crop(np.array([W + 5, 0, W + 9, 5]))  # past the right border
+    assert edge.masks.shape == (2, 5, 1)
+    np.testing.assert_array_equal(polys.crop(np.array([W, 0, W, 5])).to_ndarray(),
+                                  bitmaps.crop(np.array([W, 0, W, 5])).masks)

@@ -70,6 +70,8 @@ class PackDetInputs(BaseTransform):
         sample.ignored_instances = ignored_gt
         sample.set_metainfo({k: results[k] if k in results else _DEFAULT_META[k]
                              for k in self.meta_keys})
+        if results.get('gt_rescaled'):  # read by metrics that score against sample gt
+            sample.set_metainfo({'gt_rescaled': True})
         packed['data_samples'] = sample
         return packed
 

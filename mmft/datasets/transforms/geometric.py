@@ -87,6 +87,8 @@ class Resize(BaseTransform):
         results['scale_factor'] = (new_w / w, new_h / h)
         results['keep_ratio'] = self.keep_ratio
         if results.get('gt_bboxes') is not None:
+            # metrics that read gt from the samples need original-image boxes: say so
+            results['gt_rescaled'] = results.get('gt_rescaled', False) or (new_w, new_h) != (w, h)
             boxes = results['gt_bboxes'] * np.array([new_w / w, new_h / h] * 2, np.float32)
             results['gt_bboxes'] = _clip_boxes(boxes, (new_h, new_w)) \
                 if self.clip_object_border else boxes
@@ -250,8 +252,9 @@ class Pad(BaseTransform):
             raise ValueError('Pad needs exactly one of size=(w, h) and size_divisor '
                              f'(or pad_to_square=True); got size={size}, '
                              f'size_divisor={size_divisor}')
-        if padding_mode not in ('constant', 'edge', 'reflect', 'symmetric'):
-            raise ValueError(f'Pad padding_mode={padding_mode!r} is unknown')
+        modes = ('constant', 'edge', 'reflect', 'symmetric')
+        if padding_mode not in modes:
+            raise ValueError(f'Pad padding_mode={padding_mode!r} is unknown; use one of {modes}')
         self.size = size
         self.size_divisor = size_divisor
         self.pad_to_square = pad_to_square
@@ -305,8 +308,9 @@ class RandomCrop(BaseTransform):
 
     Args:
         crop_size: ``(w, h)`` for ``'absolute'``; ``(min, max)`` pixels for
-            ``'absolute_range'``; ``(w_ratio, h_ratio)`` in (0, 1] for ``'relative'``, the
-            smallest ratios for ``'relative_range'``.
+            ``'absolute_range'``; ``(w_ratio, h_ratio)`` in (0, 1] for ``'relative'``;
+            the smallest ``(h_ratio, w_ratio)`` for ``'relative_range'`` (height first:
+            MMDetection reads it so, and its configs rely on it).
         crop_type: ``'absolute'``, ``'absolute_range'``, ``'relative'`` or ``'relative_range'``.
         allow_negative_crop: Keep crops without any box; else return None, and the
             dataset draws another sample.
@@ -323,6 +327,8 @@ class RandomCrop(BaseTransform):
         types = ('absolute', 'absolute_range', 'relative', 'relative_range')
         if crop_type not in types:
             raise ValueError(f'RandomCrop crop_type={crop_type!r} is unknown; use one of {types}')
+        if not isinstance(crop_size, (tuple, list)) or len(crop_size) != 2:
+            raise ValueError(f'RandomCrop crop_size={crop_size!r} must be a pair, e.g. (512, 512)')
         a, b = crop_size
         if crop_type.startswith('absolute'):
             if not (isinstance(a, int) and isinstance(b, int) and a > 0 and b > 0) or \
@@ -345,9 +351,10 @@ class RandomCrop(BaseTransform):
         if self.crop_type == 'absolute_range':
             return (int(np.random.randint(min(h, a), min(h, b) + 1)),
                     int(np.random.randint(min(w, a), min(w, b) + 1)))
-        rw, rh = a, b
         if self.crop_type == 'relative_range':
-            rw, rh = rw + np.random.rand() * (1 - rw), rh + np.random.rand() * (1 - rh)
+            rh, rw = a + np.random.rand() * (1 - a), b + np.random.rand() * (1 - b)
+        else:
+            rw, rh = a, b
         return int(h * rh + 0.5), int(w * rw + 0.5)
 
     def transform(self, results: dict) -> Optional[dict]:
@@ -368,11 +375,10 @@ class RandomCrop(BaseTransform):
                 return None  # an augmentation retry, not bad data: no skip reason
             results['gt_bboxes'] = boxes
             select_instances(results, inside)
-            if results.get('gt_masks') is not None:
-                results['gt_masks'] = results['gt_masks'].crop(
-                    np.array([x1, y1, x1 + cw, y1 + ch]))
-                if self.recompute_bbox:
-                    results['gt_bboxes'] = results['gt_masks'].get_bboxes().numpy()
+        if results.get('gt_masks') is not None:  # with or without boxes
+            results['gt_masks'] = results['gt_masks'].crop(np.array([x1, y1, x1 + cw, y1 + ch]))
+            if self.recompute_bbox and results.get('gt_bboxes') is not None:
+                results['gt_bboxes'] = results['gt_masks'].get_bboxes().numpy()
         if results.get('gt_seg_map') is not None:
             results['gt_seg_map'] = results['gt_seg_map'][y1:y1 + ch, x1:x1 + cw]
         return results

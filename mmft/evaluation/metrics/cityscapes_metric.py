@@ -104,6 +104,10 @@ class CityScapesMetric(BaseMetric):
             scores = to_numpy(pred.get('mask_scores', pred['scores'])).reshape(-1)
             masks = to_numpy(pred['masks']).astype(bool)
             lines = []
+            if len(labels) and not 0 <= labels.min() <= labels.max() < len(classes):
+                raise ValueError(f'{sample["img_path"]}: predicted labels {sorted(set(labels))} '
+                                 f'outside the {len(classes)} dataset classes; the head\'s '
+                                 'num_classes must equal the dataset\'s')
             for i, (label, score, mask) in enumerate(zip(labels, scores, masks)):
                 name = classes[label]
                 png = f'{stem}_{i}_{name.replace(" ", "-")}.png'  # the txt is space-separated

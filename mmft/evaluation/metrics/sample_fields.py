@@ -6,7 +6,6 @@ MMEngine's Evaluator hands a metric ``data_sample.to_dict()``: metainfo keys (``
 Ground truth is read as it is: like MMDetection's test pipelines, load annotations after
 ``Resize`` so that the gt boxes stay in original-image pixels too.
 """
-import warnings
 from typing import Any, Dict, List, Mapping
 
 import numpy as np
@@ -44,6 +43,11 @@ def gt_boxes(data_sample: Mapping[str, Any]) -> Dict[str, np.ndarray]:
     if 'gt_instances' not in data_sample:
         raise KeyError('the data sample has no gt_instances; keep the annotations in the val/test '
                        "pipeline (LoadAnnotations after Resize, then PackDetInputs)")
+    if data_sample.get('gt_rescaled'):
+        raise ValueError(
+            f"the gt boxes of {data_sample.get('img_path', 'an image')} were resized by the "
+            'pipeline: the metric compares predictions in original-image pixels. Put '
+            'LoadAnnotations after Resize in the val/test pipeline, as MMDetection does')
     gt = data_sample['gt_instances']
     ignored = data_sample.get('ignored_instances') or {}
     out = dict(bboxes=to_numpy(gt['bboxes']).astype(np.float32).reshape(-1, 4),
@@ -51,18 +55,4 @@ def gt_boxes(data_sample: Mapping[str, Any]) -> Dict[str, np.ndarray]:
     out['bboxes_ignore'] = to_numpy(ignored.get('bboxes', np.zeros((0, 4)))).astype(
         np.float32).reshape(-1, 4)
     out['labels_ignore'] = to_numpy(ignored.get('labels', np.zeros(0))).astype(np.int64).reshape(-1)
-    _warn_if_resized(out['bboxes'], data_sample)
     return out
-
-
-def _warn_if_resized(bboxes: np.ndarray, data_sample: Mapping[str, Any]) -> None:
-    # Boxes loaded before an upscaling Resize overshoot the original image: the cheap
-    # symptom of a pipeline that scores predictions against resized gt.
-    if 'ori_shape' not in data_sample or not len(bboxes):
-        return
-    h, w = data_sample['ori_shape'][:2]
-    if bboxes[:, 2].max() > w + 1 or bboxes[:, 3].max() > h + 1:
-        warnings.warn(f'gt boxes reach past the original image (ori_shape {(h, w)}, max x2 '
-                      f'{bboxes[:, 2].max():.1f}, max y2 {bboxes[:, 3].max():.1f}): were they '
-                      'resized? Load annotations after Resize in the val/test pipeline, as '
-                      'MMDetection does, so the metric compares original-image boxes.')

@@ -141,3 +141,15 @@ def test_random_crop_without_boxes_returns_none_and_options():
         build('RandomCrop', crop_size=(8, 8), crop_type='centre')
     with pytest.raises(ValueError, match='ratios'):
         build('RandomCrop', crop_size=(8, 8), crop_type='relative')
+
+
+def test_random_crop_relative_range_is_height_first_and_crops_masks_without_boxes():
+    from mmft.structures import BitmapMasks
+    np.random.seed(0)
+    crop = build('RandomCrop', crop_size=(1.0, 0.2), crop_type='relative_range')
+    img = np.zeros((100, 200, 3), np.uint8)
+    masks = BitmapMasks(np.ones((1, 100, 200), np.uint8), 100, 200)
+    out = crop(dict(img=img, img_shape=(100, 200), gt_masks=masks))
+    h, w = out['img_shape']
+    assert h == 100 and w < 200  # height ratio fixed at 1.0, as MMDetection reads it
+    assert (out['gt_masks'].height, out['gt_masks'].width) == (h, w)

@@ -82,3 +82,16 @@ def test_voc_metric_rejects_bad_arguments():
         METRICS.build(dict(type='VOCMetric', metric='bbox'))
     with pytest.raises(ValueError, match='11points'):
         METRICS.build(dict(type='VOCMetric', eval_mode='voc07'))
+
+
+def test_gt_resized_by_the_pipeline_is_refused():
+    from mmft.datasets.transforms import LoadAnnotations, PackDetInputs, Resize
+    from mmft.evaluation.metrics.sample_fields import gt_boxes
+    results = dict(img=np.zeros((40, 60, 3), np.uint8), img_shape=(40, 60), ori_shape=(40, 60),
+                   img_path='a.png', instances=[dict(bbox=[1, 1, 9, 9], bbox_label=0,
+                                                     ignore_flag=0)])
+    results = LoadAnnotations(with_bbox=True)(results)
+    results = Resize(scale=(30, 20), keep_ratio=False)(results)  # annotations before Resize
+    sample = PackDetInputs(meta_keys=('img_path', 'ori_shape'))(results)['data_samples']
+    with pytest.raises(ValueError, match='Put LoadAnnotations after Resize'):
+        gt_boxes(sample.to_dict())
