@@ -23,7 +23,7 @@ from mmengine.model.utils import revert_sync_batchnorm
 from mmengine.registry import init_default_scope
 from torch import nn
 
-from mmft.finetune.config import dataset_classes
+from mmft.finetune.config import class_dependent_heads, dataset_classes, resolve_num_classes
 from mmft.finetune.converters.coco_classes import COCO_CLASSES
 from mmft.finetune.io import read_checkpoint
 from mmft.finetune.load import checkpoint_classes
@@ -65,15 +65,16 @@ def init_detector(config: Union[str, Path, Config],
         config.merge_from_dict(cfg_options)
     register_all_modules(init_default_scope=False)
     init_default_scope(config.get('default_scope', 'mmft'))
+    loaded = read_checkpoint(checkpoint) if checkpoint is not None else None
+    # CLASSES: MMDetection 2.x checkpoints
+    classes = None if loaded is None else \
+        checkpoint_classes(loaded) or (loaded.meta or {}).get('CLASSES')
+    _resolve_auto_heads(config, classes)
     model = revert_sync_batchnorm(MODELS.build(config.model))  # SyncBN needs a process group
 
     test_dataset = config.get('test_dataloader', {}).get('dataset')
-    classes = None
-    if checkpoint is not None:
-        loaded = read_checkpoint(checkpoint)
+    if loaded is not None:
         _load_weights(model, loaded.state_dict, checkpoint)
-        # CLASSES: MMDetection 2.x checkpoints
-        classes = checkpoint_classes(loaded) or (loaded.meta or {}).get('CLASSES')
     if classes is None:
         classes = dataset_classes(test_dataset) if test_dataset is not None else None
     if classes is None:
@@ -87,6 +88,18 @@ def init_detector(config: Union[str, Path, Config],
     model.to(device)
     model.eval()
     return model
+
+
+def _resolve_auto_heads(config: Config, classes: Optional[Sequence[str]]) -> None:
+    """``num_classes='auto'`` heads get the checkpoint's class count (the weights must
+    fit), else the config's dataset's, as in training."""
+    auto = [head for _, head in class_dependent_heads(config.get('model') or {})
+            if head['num_classes'] == 'auto']
+    if auto and classes is not None:
+        for head in auto:
+            head['num_classes'] = len(classes)
+    elif auto:
+        resolve_num_classes(config)
 
 
 def _load_weights(model: nn.Module, state_dict: dict, path: str) -> None:

@@ -92,6 +92,16 @@ def test_init_detector_refuses_a_checkpoint_of_another_class_count(setup):
             'model.roi_head.bbox_head.num_classes': 5})
 
 
+def test_init_detector_resolves_auto_heads_from_checkpoint_else_data(setup):
+    from mmft.apis import init_detector
+    auto = {f'model.roi_head.{h}.num_classes': 'auto' for h in ('bbox_head', 'mask_head')}
+    model = init_detector(setup['cfg'], setup['ckpt'], cfg_options=auto)
+    assert model.roi_head.bbox_head.num_classes == len(CLASSES)
+    # no checkpoint: the test dataset's classes, as training would resolve them
+    two = dict(auto, **{'test_dataloader.dataset.metainfo.classes': ('a', 'b')})
+    assert init_detector(setup['cfg'], cfg_options=two).roi_head.mask_head.num_classes == 2
+
+
 def test_inference_on_paths_and_arrays_gives_the_same_predictions(setup):
     from mmft.apis import inference_detector, init_detector
     from mmft.structures import DetDataSample

@@ -1,4 +1,4 @@
-# The synthetic shapes data (python tools/misc/generate_shapes.py): 128x128 COCO-format
+# The synthetic shapes data (python tools/misc/generate_shapes.py): square COCO-format
 # instance segmentation, source domain by default. Images are used at their own size.
 dataset_type = 'CocoDataset'
 data_root = 'data/shapes/source/'
