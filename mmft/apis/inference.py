@@ -1,6 +1,6 @@
 """Run a trained detector on images from a script or a notebook (MMDetection 3.x's API).
 
-    model = init_detector('configs/finetune/voc.py', 'work_dirs/voc/epoch_12.pth')
+    model = init_detector('configs/finetune/shapes.py', 'work_dirs/demo/transfer/iter_150.pth')
     result = inference_detector(model, 'street.jpg')    # DetDataSample
     result.pred_instances.bboxes, .labels, .scores(, .masks)
 
@@ -36,21 +36,23 @@ ImagesType = Union[str, np.ndarray, Sequence[str], Sequence[np.ndarray]]
 
 def init_detector(config: Union[str, Path, Config],
                   checkpoint: Optional[str] = None,
+                  palette: str = 'none',
                   device: str = 'cpu',
-                  cfg_options: Optional[dict] = None,
-                  palette: str = 'none') -> nn.Module:
+                  cfg_options: Optional[dict] = None) -> nn.Module:
     """Build the detector of ``config`` and load ``checkpoint`` into it, in eval mode.
 
     Args:
         config: config file or :class:`Config`.
         checkpoint: weights (any format ``read_checkpoint`` reads); None keeps
             PyTorch's initialisation (``init_cfg`` is not applied either way).
-        device: ``'cpu'``, ``'cuda:0'``, ...
-        cfg_options: overrides merged into the config first.
         palette: colours for drawing, stored in ``model.dataset_meta['palette']``:
             ``'none'`` takes the test dataset's palette (random fixed colours
             without one); anything :func:`mmft.visualization.get_palette` accepts
             otherwise (``'random'``, ``'coco'``, a colour list).
+        device: ``'cpu'``, ``'cuda:0'``, ...
+        cfg_options: overrides merged into the config first.
+
+    The argument order is MMDetection's: ``(config, checkpoint, palette, device, cfg_options)``.
 
     Returns:
         The model, with ``model.cfg`` (the config) and ``model.dataset_meta``
