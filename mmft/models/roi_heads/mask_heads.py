@@ -30,8 +30,11 @@ from ..layers import ConvModule
 from ..task_modules import SamplingResult
 
 _UPSAMPLE_TYPES = (None, 'deconv', 'nearest', 'bilinear')
-# bytes a GPU paste chunk may allocate: GPUs paste many masks over the whole image at once
-_GPU_MEM_LIMIT = 1024**3
+# pixels a paste group may sample: its grid, probabilities and result take ~16 bytes each
+_MAX_GROUP_PIXELS = 2**26
+# what one more group costs, in sampled pixels: a few ops on CPU, kernel launches on GPU
+_GROUP_COST_PIXELS = {'cpu': 2**14}
+_DEFAULT_GROUP_COST_PIXELS = 2**20
 
 
 def paste_masks(masks: Tensor, boxes: Tensor, img_h: int, img_w: int,
@@ -39,9 +42,12 @@ def paste_masks(masks: Tensor, boxes: Tensor, img_h: int, img_w: int,
     """Resample fixed-size mask probabilities into their boxes of an image.
 
     Each mask is sampled bilinearly at the pixel centres of the region its box
-    covers plus a pixel of margin (so that CPU and GPU give the same masks),
-    never over the whole image: on CPU box by box, on GPU in chunks of boxes
-    sharing one grid (bounded memory).
+    covers plus a pixel of margin, never over the whole image, the same on CPU
+    and GPU. Boxes are pasted
+    in groups: each box's region is laid at the corner of a canvas the size of
+    the group's largest region and the group is sampled by one ``grid_sample``;
+    every pixel is computed as if its box were pasted alone, so grouping never
+    changes a mask.
 
     Args:
         masks: ``(N, h, w)`` probabilities.
@@ -49,8 +55,9 @@ def paste_masks(masks: Tensor, boxes: Tensor, img_h: int, img_w: int,
         img_h, img_w: target image size.
         threshold: ``>= 0`` gives bool masks ``prob >= threshold``; negative
             gives uint8 probabilities scaled to 0..255 (for visualisation).
-        num_chunks: groups of boxes pasted together over the union of their
-            regions; default one per box on CPU, the fewest that fit 1 GB on GPU.
+        num_chunks: number of groups (boxes sorted by region size); default:
+            a box joins the current group while that adds fewer sampled pixels
+            than its own region plus what one more call costs.
 
     Returns:
         ``(N, img_h, img_w)`` bool (or uint8) masks; empty outside the boxes.
@@ -62,44 +69,62 @@ def paste_masks(masks: Tensor, boxes: Tensor, img_h: int, img_w: int,
     if n == 0 or img_h == 0 or img_w == 0:
         return out
     boxes = boxes.float()
-    lo = (boxes[:, :2].floor() - 1).clamp(min=0).long()
-    hi = torch.minimum(boxes[:, 2:].ceil() + 1, boxes.new_tensor([img_w, img_h])).long()
-    if num_chunks is None and masks.device.type == 'cpu':
-        num_chunks = n  # box by box, each over its own region: the least work on CPU
-    elif num_chunks is None:
-        num_chunks = math.ceil(n * img_h * img_w * 4 / _GPU_MEM_LIMIT)
-    num_chunks = max(1, min(n, num_chunks))
-    for inds in torch.chunk(torch.arange(n, device=masks.device), num_chunks):
-        x0, y0 = lo[inds].min(dim=0).values.tolist()
-        x1, y1 = hi[inds].max(dim=0).values.tolist()
-        if x1 <= x0 or y1 <= y0:  # boxes wholly outside the image
-            continue
-        probs = _sample_in_boxes(masks[inds], boxes[inds], lo[inds], hi[inds], x0, y0, x1, y1)
-        out[inds, y0:y1, x0:x1] = probs >= threshold if binary else \
-            (probs * 255).to(torch.uint8)
+    lo = (boxes[:, :2].floor() - 1).clamp(min=0)
+    hi = torch.minimum(boxes[:, 2:].ceil() + 1, boxes.new_tensor([img_w, img_h]))
+    size = (hi - lo).clamp(min=0).long()  # (w, h) of each region; 0 outside the image
+    regions = torch.cat([lo.long(), size], dim=1).tolist()
+    for group in _paste_groups(regions, num_chunks, masks.device.type):
+        inds = torch.tensor(group, device=masks.device)
+        w = max(regions[i][2] for i in group)
+        h = max(regions[i][3] for i in group)
+        probs = _sample_regions(masks[inds], boxes[inds], lo[inds], h, w)
+        probs = probs >= threshold if binary else (probs * 255).to(torch.uint8)
+        for j, i in enumerate(group):
+            x0, y0, rw, rh = regions[i]
+            out[i, y0:y0 + rh, x0:x0 + rw] = probs[j, :rh, :rw]
     return out
 
 
-def _sample_in_boxes(masks: Tensor, boxes: Tensor, lo: Tensor, hi: Tensor, x0: int, y0: int,
-                     x1: int, y1: int) -> Tensor:
-    """``(n, y1 - y0, x1 - x0)``: each mask stretched over its box, zero outside the box's
-    own region ``[lo, hi)``."""
-    device = masks.device
-    xs = torch.arange(x0, x1, device=device, dtype=torch.float32) + 0.5
-    ys = torch.arange(y0, y1, device=device, dtype=torch.float32) + 0.5
+def _paste_groups(regions: List[List[int]], num_groups: Optional[int],
+                  device_type: str) -> List[List[int]]:
+    """Indices of the boxes with a non-empty region, grouped, largest regions first."""
+    order = sorted((i for i, (_, _, w, h) in enumerate(regions) if w > 0 and h > 0),
+                   key=lambda i: -regions[i][2] * regions[i][3])
+    if num_groups is not None:
+        step = max(1, math.ceil(len(order) / max(1, num_groups)))
+        return [order[k:k + step] for k in range(0, len(order), step)]
+    cost = _GROUP_COST_PIXELS.get(device_type, _DEFAULT_GROUP_COST_PIXELS)
+    groups, w, h = [], 0, 0
+    for i in order:
+        rw, rh = regions[i][2], regions[i][3]
+        if groups:
+            n = len(groups[-1]) + 1
+            padded = n * max(w, rw) * max(h, rh)
+            # join while the group samples less than pasting the box alone would cost
+            if padded <= _MAX_GROUP_PIXELS and padded - (n - 1) * w * h <= rw * rh + cost:
+                groups[-1].append(i)
+                w, h = max(w, rw), max(h, rh)
+                continue
+        groups.append([i])
+        w, h = rw, rh
+    return groups
+
+
+def _sample_regions(masks: Tensor, boxes: Tensor, lo: Tensor, h: int, w: int) -> Tensor:
+    """``(n, h, w)``: mask i stretched over its box, sampled at the centres of the pixels
+    ``lo[i] + (0..w-1, 0..h-1)`` (its region; the rest of the canvas is never used)."""
+    cols = torch.arange(w, device=masks.device, dtype=torch.float32)
+    rows = torch.arange(h, device=masks.device, dtype=torch.float32)
+    xs = lo[:, :1] + cols[None] + 0.5  # the same float values as arange(x0, x1) + 0.5
+    ys = lo[:, 1:] + rows[None] + 0.5
     bx0, by0, bx1, by1 = boxes.unbind(dim=1)
     # grid_sample's [-1, 1] spans the box edges (align_corners=False); a zero-size box
     # maps every pixel far outside, i.e. an empty mask
-    gx = (xs[None] - bx0[:, None]) / (bx1 - bx0).clamp(min=1e-6)[:, None] * 2 - 1
-    gy = (ys[None] - by0[:, None]) / (by1 - by0).clamp(min=1e-6)[:, None] * 2 - 1
-    n, h, w = masks.size(0), ys.numel(), xs.numel()
+    gx = (xs - bx0[:, None]) / (bx1 - bx0).clamp(min=1e-6)[:, None] * 2 - 1
+    gy = (ys - by0[:, None]) / (by1 - by0).clamp(min=1e-6)[:, None] * 2 - 1
+    n = masks.size(0)
     grid = torch.stack([gx[:, None, :].expand(n, h, w), gy[:, :, None].expand(n, h, w)], dim=3)
-    probs = F.grid_sample(masks[:, None].float(), grid, align_corners=False)[:, 0]
-    # bilinear sampling leaks past the box edge by up to half a mask cell; cut it where
-    # box-by-box pasting would, so that grouping boxes changes nothing
-    in_x = (xs[None] > lo[:, :1]) & (xs[None] < hi[:, :1])
-    in_y = (ys[None] > lo[:, 1:]) & (ys[None] < hi[:, 1:])
-    return probs * (in_y[:, :, None] & in_x[:, None, :])
+    return F.grid_sample(masks[:, None].float(), grid, align_corners=False)[:, 0]
 
 
 @MODELS.register_module()

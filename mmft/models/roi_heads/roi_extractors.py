@@ -19,13 +19,14 @@ import torch.nn as nn
 from mmengine.model import BaseModule
 from torch import Tensor
 from torch.nn.modules.utils import _pair
-from torchvision.ops import roi_align
 
 from mmft.registry import MODELS
+from ..layers.roi_align import roi_align
 
 
 class RoIAlign(nn.Module):
-    """mmcv's ``RoIAlign`` arguments on top of ``torchvision.ops.roi_align``.
+    """mmcv's ``RoIAlign`` arguments on top of ``torchvision.ops.roi_align`` (with a faster
+    CPU backward, see :mod:`mmft.models.layers.roi_align`).
 
     ``aligned=True`` (the default, as in mmcv) shifts box corners by half a
     pixel so that sampling points sit on pixel centres; ``sampling_ratio=0``
