@@ -12,12 +12,14 @@ import torch.nn as nn
 from torch import Tensor
 
 from mmft.registry import MODELS
+from .batch_norm import BatchNorm2d
 
 # type -> (abbreviation used in parameter names, constructor)
 _NORM_LAYERS = {
-    'BN': ('bn', nn.BatchNorm2d),
+    # BatchNorm2d: nn.BatchNorm2d that saves no activation when frozen
+    'BN': ('bn', BatchNorm2d),
     'BN1d': ('bn', nn.BatchNorm1d),
-    'BN2d': ('bn', nn.BatchNorm2d),
+    'BN2d': ('bn', BatchNorm2d),
     'SyncBN': ('bn', nn.SyncBatchNorm),
     'GN': ('gn', nn.GroupNorm),
     'LN': ('ln', nn.LayerNorm),
