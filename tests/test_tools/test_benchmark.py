@@ -1,0 +1,48 @@
+"""benchmark.py runs end to end at a tiny size and writes the report it documents.
+
+No timing is asserted (CI machines differ); only that every figure is there and sane.
+"""
+import json
+import math
+
+from tools.analysis_tools import benchmark
+
+PAIRS = ('train_step', 'inference', 'mask_paste', 'data_pipeline')
+
+
+def test_tiny_run_writes_every_figure(tmp_path, capsys):
+    out = tmp_path / 'bench.json'
+    benchmark.main(['--size', '64', '--batch', '2', '--objects', '2', '--iters', '1',
+                    '--warmup', '0', '--threads', '1', '--data-images', '2',
+                    '--out', str(out)])
+    assert 'train step (batch)' in capsys.readouterr().out
+    report = json.loads(out.read_text())
+    assert set(report) == {'environment', 'settings', 'results', 'samples_s'}
+    env, results = report['environment'], report['results']
+    assert env['size'] == [64, 64] and env['threads'] == 1 and env['batch'] == 2
+    for name in PAIRS:
+        pair = results[name]
+        assert pair['mmft'] > 0 and pair['torchvision'] > 0
+        assert math.isclose(pair['ratio'], pair['mmft'] / pair['torchvision'])
+    for name in ('train_step', 'inference'):
+        assert results[name]['mmft_over_floor'] > 1  # the floor is part of the detector
+    assert set(results['floor']) == {'mmft', 'torchvision'}
+    for phase in ('train_step', 'inference'):
+        for key in ('peak', 'step'):
+            assert results['memory_mb'][phase][key]['mmft'] > 0
+    frozen = results['frozen_stages']
+    assert frozen['speedup'] > 0
+    # every stage frozen: the backward never enters the backbone; frozen_stages=1: C2 is
+    # out of the graph, the later stages train
+    assert frozen['frozen_stages=4 autograd'] == {
+        'input_requires_grad': False, 'stage_outputs_require_grad': [False] * 4,
+        'backbone_params_with_grad': 0}
+    one = frozen['frozen_stages=1 autograd']
+    assert one['stage_outputs_require_grad'] == [False, True, True, True]
+    assert one['backbone_params_with_grad'] > 0
+    assert report['settings']['mmft']['overrides']['model.backbone.frozen_stages'] == 1
+
+
+def test_size_argument():
+    assert benchmark.parse_args(['--size', '800x1333']).size == (800, 1333)
+    assert benchmark.parse_args([]).size == (512, 512)
