@@ -27,7 +27,8 @@ from torch import Tensor
 from torchvision.ops import roi_align
 
 Scale = Union[float, int, Tuple[int, int]]
-_INTERPOLATIONS = {'nearest': cv2.INTER_NEAREST, 'bilinear': cv2.INTER_LINEAR,
+# OpenCV flags by mmcv's interpolation names (masks and images share them)
+INTERPOLATIONS = {'nearest': cv2.INTER_NEAREST, 'bilinear': cv2.INTER_LINEAR,
                    'bicubic': cv2.INTER_CUBIC, 'area': cv2.INTER_AREA,
                    'lanczos': cv2.INTER_LANCZOS4}
 _FLIP_DIRECTIONS = ('horizontal', 'vertical', 'diagonal')
@@ -58,9 +59,9 @@ def rescale_size(old_size: Tuple[int, int], scale: Scale) -> Tuple[Tuple[int, in
 
 
 def _interp(name: str) -> int:
-    if name not in _INTERPOLATIONS:
-        raise ValueError(f'interpolation must be one of {sorted(_INTERPOLATIONS)}, got {name!r}')
-    return _INTERPOLATIONS[name]
+    if name not in INTERPOLATIONS:
+        raise ValueError(f'interpolation must be one of {sorted(INTERPOLATIONS)}, got {name!r}')
+    return INTERPOLATIONS[name]
 
 
 def _check_direction(direction: str) -> None:

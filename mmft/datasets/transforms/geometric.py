@@ -13,13 +13,10 @@ import cv2
 import numpy as np
 
 from mmft.registry import TRANSFORMS
-from mmft.structures.masks import rescale_size
+from mmft.structures.masks import INTERPOLATIONS, rescale_size
 from .base import BaseTransform, select_instances
 
 Scale = Tuple[int, int]
-_INTERPOLATIONS = {'nearest': cv2.INTER_NEAREST, 'bilinear': cv2.INTER_LINEAR,
-                   'bicubic': cv2.INTER_CUBIC, 'area': cv2.INTER_AREA,
-                   'lanczos': cv2.INTER_LANCZOS4}
 _FLIP_CODES = {'horizontal': 1, 'vertical': 0, 'diagonal': -1}  # cv2.flip's flipCode
 
 
@@ -59,9 +56,9 @@ class Resize(BaseTransform):
             raise ValueError('Resize needs scale=(w, h) or scale_factor; got neither')
         if backend != 'cv2':
             raise ValueError(f"Resize backend={backend!r}: mmft resizes with OpenCV; use 'cv2'")
-        if interpolation not in _INTERPOLATIONS:
+        if interpolation not in INTERPOLATIONS:
             raise ValueError(f'Resize interpolation={interpolation!r} is unknown; use one of '
-                             f'{list(_INTERPOLATIONS)}')
+                             f'{list(INTERPOLATIONS)}')
         self.scale = (scale, scale) if isinstance(scale, int) else scale
         if isinstance(scale_factor, (int, float)):
             scale_factor = (float(scale_factor), float(scale_factor))
@@ -81,7 +78,7 @@ class Resize(BaseTransform):
             target = (int(w * fw + 0.5), int(h * fh + 0.5))
         new_w, new_h = rescale_size((w, h), target)[0] if self.keep_ratio else target
         results['img'] = cv2.resize(img, (new_w, new_h),
-                                    interpolation=_INTERPOLATIONS[self.interpolation])
+                                    interpolation=INTERPOLATIONS[self.interpolation])
         results['img_shape'] = (new_h, new_w)
         results['scale'] = target
         results['scale_factor'] = (new_w / w, new_h / h)
