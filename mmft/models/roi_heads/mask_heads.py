@@ -122,8 +122,10 @@ def _sample_regions(masks: Tensor, boxes: Tensor, lo: Tensor, h: int, w: int) ->
     # maps every pixel far outside, i.e. an empty mask
     gx = (xs - bx0[:, None]) / (bx1 - bx0).clamp(min=1e-6)[:, None] * 2 - 1
     gy = (ys - by0[:, None]) / (by1 - by0).clamp(min=1e-6)[:, None] * 2 - 1
-    n = masks.size(0)
-    grid = torch.stack([gx[:, None, :].expand(n, h, w), gy[:, :, None].expand(n, h, w)], dim=3)
+    # written in place: a stack of the two expanded planes makes one more full-size copy
+    grid = gx.new_empty((masks.size(0), h, w, 2))
+    grid[..., 0] = gx[:, None, :]
+    grid[..., 1] = gy[:, :, None]
     return F.grid_sample(masks[:, None].float(), grid, align_corners=False)[:, 0]
 
 
