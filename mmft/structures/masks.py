@@ -29,8 +29,8 @@ from torchvision.ops import roi_align
 Scale = Union[float, int, Tuple[int, int]]
 # OpenCV flags by mmcv's interpolation names (masks and images share them)
 INTERPOLATIONS = {'nearest': cv2.INTER_NEAREST, 'bilinear': cv2.INTER_LINEAR,
-                   'bicubic': cv2.INTER_CUBIC, 'area': cv2.INTER_AREA,
-                   'lanczos': cv2.INTER_LANCZOS4}
+                  'bicubic': cv2.INTER_CUBIC, 'area': cv2.INTER_AREA,
+                  'lanczos': cv2.INTER_LANCZOS4}
 _FLIP_DIRECTIONS = ('horizontal', 'vertical', 'diagonal')
 
 
