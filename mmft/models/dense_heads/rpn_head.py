@@ -14,7 +14,7 @@ labels (K,) zeros)`` in ``img_shape`` pixels (``ori_shape`` when rescale),
 sorted by score, ``K <= max_per_img``.
 """
 import copy
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import ClassVar, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -60,7 +60,13 @@ class RPNHead(BaseModule):
             ``allowed_border``, ``pos_weight``, ``debug``.
         test_cfg: ``nms_pre``, ``max_per_img``, ``nms=dict(type='nms',
             iou_threshold=...)``, ``min_bbox_size``.
+
+    Objectness is class-agnostic: ``num_classes`` never follows the dataset
+    (``num_classes_from_dataset``) and no tensor has class rows.
     """
+
+    #: read by ``num_classes='auto'`` / the head-vs-dataset check: RPN's 1 is not a class count
+    num_classes_from_dataset: ClassVar[bool] = False
 
     def __init__(self,
                  in_channels: int,

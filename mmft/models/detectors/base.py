@@ -10,7 +10,7 @@ returns (``inputs`` a float ``(B, 3, H, W)`` batch, ``data_samples`` a list of
 - ``'tensor'``: the raw head outputs, no post-processing.
 """
 from abc import abstractmethod
-from typing import Dict, List, Optional, Tuple, Union
+from typing import ClassVar, Dict, List, Optional, Tuple, Union
 
 from mmengine.model import BaseModel
 from mmengine.structures import InstanceData
@@ -27,7 +27,14 @@ class BaseDetector(BaseModel):
     Args:
         data_preprocessor: MODELS config (or module) of the data preprocessor.
         init_cfg: MMEngine initialisation config.
+
+    Class attributes:
+        finetune_preset: the name ``finetune.exclude`` accepts for this family's
+            class-dependent layers (``'mask_rcnn'``); the layers themselves are what
+            the heads declare (``class_rows()``), so the preset needs no table.
     """
+
+    finetune_preset: ClassVar[Optional[str]] = None
 
     def __init__(self, data_preprocessor: Optional[Union[Dict, 'BaseModel']] = None,
                  init_cfg: Optional[Union[Dict, List[Dict]]] = None) -> None:

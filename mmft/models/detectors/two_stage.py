@@ -133,7 +133,11 @@ class TwoStageDetector(BaseDetector):
 class FasterRCNN(TwoStageDetector):
     """Faster R-CNN (Ren et al., 2015); with FPN in the shipped configs."""
 
+    finetune_preset = 'faster_rcnn'
+
 
 @MODELS.register_module()
 class MaskRCNN(TwoStageDetector):
     """Mask R-CNN (He et al., 2017): Faster R-CNN whose RoI head also has a mask head."""
+
+    finetune_preset = 'mask_rcnn'

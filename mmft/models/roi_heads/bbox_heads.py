@@ -25,6 +25,7 @@ from torchvision.ops import batched_nms
 
 from mmft.registry import MODELS, TASK_UTILS
 from mmft.structures import clip_boxes
+from mmft.structures.class_rows import ClassRows, declare
 from ..layers import ConvModule
 from ..task_modules import SamplingResult
 
@@ -163,6 +164,17 @@ class BBoxHead(BaseModule):
             box_dim = self.bbox_coder.encode_size
             self.fc_reg = nn.Linear(reg_in, box_dim if self.reg_class_agnostic
                                     else box_dim * self.num_classes)
+
+    def class_rows(self) -> Dict[str, ClassRows]:
+        """``fc_cls``: classes then background (softmax); ``fc_reg``: 4 rows a class."""
+        rows: Dict[str, ClassRows] = {}
+        if self.with_cls:
+            rows.update(declare('fc_cls', ClassRows(self.num_classes, background='last',
+                                                    activation='softmax')))
+        if self.with_reg and not self.reg_class_agnostic:
+            rows.update(declare('fc_reg', ClassRows(self.num_classes,
+                                                    per_class=self.bbox_coder.encode_size)))
+        return rows
 
     def forward(self, x: Tensor) -> Tuple[Optional[Tensor], Optional[Tensor]]:
         """RoI features ``(K, C, h, w)`` -> scores ``(K, num_classes + 1)``, deltas ``(K, 4n)``."""

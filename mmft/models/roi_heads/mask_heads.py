@@ -26,6 +26,7 @@ from torch.nn.modules.utils import _pair
 
 from mmft.registry import MODELS
 from mmft.structures import BitmapMasks, clip_boxes
+from mmft.structures.class_rows import ClassRows, declare
 from ..layers import ConvModule
 from ..task_modules import SamplingResult
 
@@ -206,6 +207,12 @@ class FCNMaskHead(BaseModule):
             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
                 nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
                 nn.init.constant_(m.bias, 0)
+
+    def class_rows(self) -> Dict[str, ClassRows]:
+        """``conv_logits``: one channel a class (none when class-agnostic)."""
+        if self.class_agnostic:
+            return {}
+        return declare('conv_logits', ClassRows(self.num_classes))
 
     def forward(self, x: Tensor) -> Tensor:
         """``(K, C, h, w)`` RoI features -> ``(K, num_classes, 2h, 2w)`` logits."""
