@@ -8,7 +8,9 @@ import os
 import os.path as osp
 
 from mmengine.config import Config, DictAction
-from mmengine.evaluator import DumpResults
+
+from mmft.evaluation.metrics import DumpDetResults
+from mmft.finetune.load import load_checkpoint
 
 from mmft.utils import register_all_modules
 from mmft.utils.cli import build_runner, prepare_cpu_distributed, resolve_work_dir
@@ -19,7 +21,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='where the evaluation log goes')
-    parser.add_argument('--out', help='dump raw predictions to this .pkl file')
+    parser.add_argument('--out', help="dump predictions to this .pkl file in MMDetection's "
+                        'result format (RLE masks, no ground truth)')
     parser.add_argument('--show-dir', help='draw predictions into PNGs under this folder '
                         '(relative folders go inside the work_dir\'s timestamp folder)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -41,10 +44,11 @@ def main(argv=None) -> None:
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     resolve_work_dir(cfg, args.config, args.work_dir)
-    # evaluate the checkpoint as it is: no fine-tuning transformations, no resume
+    # evaluate the checkpoint as it is stored (exact mode): no fine-tuning transformations,
+    # no resume; a checkpoint that does not fit, or of other classes, is an error
     cfg.pop('finetune', None)
     cfg.pop('sync_bn', None)  # SyncBN in eval mode is plain BN; CPU runs refuse sync_bn
-    cfg.load_from = args.checkpoint
+    cfg.load_from = None
     cfg.resume = False
     if args.show_dir:
         hooks = cfg.setdefault('default_hooks', {})
@@ -53,9 +57,14 @@ def main(argv=None) -> None:
         hooks['visualization'] = vis
     prepare_cpu_distributed(cfg, args.launcher)
     runner = build_runner(cfg)
+    if hasattr(runner, 'load_exact'):
+        runner.load_exact(args.checkpoint)
+    else:  # a config's own runner_type: the same exact load, without the runner's report
+        model = runner.model.module if hasattr(runner.model, 'module') else runner.model
+        load_checkpoint(model, args.checkpoint, mode='exact')
     if args.out:
         os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-        runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
+        runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
     runner.test()
 
 

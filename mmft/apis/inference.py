@@ -24,9 +24,10 @@ from mmengine.registry import init_default_scope
 from torch import nn
 
 from mmft.finetune.config import class_dependent_heads, dataset_classes, resolve_num_classes
-from mmft.finetune.converters.coco_classes import COCO_CLASSES
-from mmft.finetune.io import read_checkpoint
-from mmft.finetune.load import checkpoint_classes
+from mmft.checkpoint.converters.coco_classes import COCO_CLASSES
+from mmft.checkpoint import read_checkpoint
+from mmft.checkpoint.exact import checkpoint_classes
+from mmft.finetune.load import load_checkpoint
 from mmft.registry import DATASETS, MODELS
 from mmft.structures import DetDataSample
 from mmft.utils import register_all_modules
@@ -68,15 +69,15 @@ def init_detector(config: Union[str, Path, Config],
     register_all_modules(init_default_scope=False)
     init_default_scope(config.get('default_scope', 'mmft'))
     loaded = read_checkpoint(checkpoint) if checkpoint is not None else None
-    # CLASSES: MMDetection 2.x checkpoints
-    classes = None if loaded is None else \
-        checkpoint_classes(loaded) or (loaded.meta or {}).get('CLASSES')
+    classes = None if loaded is None else checkpoint_classes(loaded)
     _resolve_auto_heads(config, classes)
     model = revert_sync_batchnorm(MODELS.build(config.model))  # SyncBN needs a process group
 
     test_dataset = config.get('test_dataloader', {}).get('dataset')
     if loaded is not None:
-        _load_weights(model, loaded.state_dict, checkpoint)
+        # every tensor must fit; the checkpoint's own classes name the labels (MMDetection's
+        # init_detector does the same), whatever the config's dataset says
+        load_checkpoint(model, checkpoint, 'exact', loaded=loaded)
     if classes is None:
         classes = dataset_classes(test_dataset) if test_dataset is not None else None
     if classes is None:
@@ -102,23 +103,6 @@ def _resolve_auto_heads(config: Config, classes: Optional[Sequence[str]]) -> Non
             head['num_classes'] = len(classes)
     elif auto:
         resolve_num_classes(config)
-
-
-def _load_weights(model: nn.Module, state_dict: dict, path: str) -> None:
-    """Load strictly in shape; warn about keys the model and the file don't share."""
-    own = model.state_dict()
-    mismatched = [f'{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}'
-                  for k, v in state_dict.items() if k in own and own[k].shape != v.shape]
-    if mismatched:
-        raise ValueError(
-            f'{path} does not fit the model built from the config ({len(mismatched)} shape '
-            f'mismatches, e.g. {mismatched[:3]}); use the config the checkpoint was trained '
-            'with (num_classes of the heads in particular)')
-    result = model.load_state_dict(state_dict, strict=False)
-    if result.missing_keys or result.unexpected_keys:
-        warnings.warn(f'{path}: {len(result.missing_keys)} model weights not in the file '
-                      f'(e.g. {result.missing_keys[:3]}), {len(result.unexpected_keys)} file '
-                      f'weights not in the model (e.g. {result.unexpected_keys[:3]})')
 
 
 def _dataset_palette(dataset_cfg: Optional[dict]):

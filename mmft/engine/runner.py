@@ -11,12 +11,14 @@ What it adds, in the order a run meets it:
 3. ``build_optim_wrapper``: every parameter gets its param group (paramwise
    ``lr_mult`` included), then the frozen ones are parked outside the optimizer;
    ``auto_scale_lr`` scales the parked groups too, for when they thaw.
-4. ``load_checkpoint`` (``load_from``): :func:`mmft.finetune.load.load_pretrained`
-   (foreign formats, exclude, class-aware transfer, shape skips), then the hooks'
-   ``after_load_checkpoint`` (an EMA model copies the loaded weights), and the
-   load report, logged and written to ``<log_dir>/load_report.txt`` by rank 0.
-   Resuming loads the checkpoint untouched, as MMEngine does, after re-applying
-   the unfreezing stages the checkpoint had passed (so the optimizer state fits).
+4. ``load_checkpoint`` (``load_from``): :func:`mmft.finetune.load.load_checkpoint` in
+   'finetune' mode (foreign formats, URLs, exclude, class-aware transfer, shape
+   skips), then the hooks' ``after_load_checkpoint`` (an EMA model copies the
+   loaded weights), and the load report, logged and written to
+   ``<log_dir>/load_report.txt`` by rank 0. ``load_exact`` (``tools/test.py``) is
+   the same in 'exact' mode. Resuming loads the checkpoint untouched, as MMEngine
+   does but through the safe reader, after re-applying the unfreezing stages the
+   checkpoint had passed (so the optimizer state fits).
 5. ``resume='auto'`` (``--resume``): resume from the work_dir's latest
    checkpoint when there is one, else fine-tune from ``load_from``.
 """
@@ -31,14 +33,16 @@ from mmengine.dist import is_main_process
 from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapperDict
 from mmengine.runner import Runner
+from mmengine.runner.checkpoint import _load_checkpoint_to_model
 from mmengine.runner.loops import BaseLoop
 from torch import nn
 from torch.optim import Optimizer
 
 from mmft.finetune.config import FinetuneConfig, resolve_num_classes
 from mmft.finetune.freeze import freeze, keep_frozen_norms_in_eval, parameter_counts, unfreeze
-from mmft.finetune.io import read_checkpoint
-from mmft.finetune.load import load_pretrained
+from mmft.checkpoint import torch_load_safely
+from mmft.checkpoint.reader import check_readable
+from mmft.finetune.load import load_checkpoint
 from mmft.finetune.optim_groups import park_frozen, unpark
 from mmft.finetune.patterns import check_patterns_match
 from mmft.finetune.report import LoadReport
@@ -174,26 +178,55 @@ class FinetuneRunner(Runner):
 
     def load_checkpoint(self, filename: str, map_location: Union[str, Any] = 'cpu',
                         strict: bool = False, revise_keys: list = [(r'^module.', '')]) -> dict:
-        """Resume: MMEngine's load, untouched. ``load_from``: the fine-tuning load.
+        """Resume: the checkpoint untouched. ``load_from``: the fine-tuning load.
+
+        Both read through mmft's safe reader (``weights_only=True`` and the allow-list),
+        whatever torch's default.
 
         Returns:
             The checkpoint dict (for ``load_from``: the model's state after loading and
             the file's meta); the load report is ``self.load_report``.
         """
         if self._resume:
-            checkpoint = super().load_checkpoint(filename, map_location, strict, revise_keys)
-            # the saved optimizer has the groups of the stages thawed before the save
-            for index in (checkpoint.get('meta') or {}).get(UNFROZEN_STAGES, []):
-                self.apply_unfreeze_stage(index)
-            return checkpoint
-        loaded = read_checkpoint(filename, source_format=self.finetune_cfg.source_format)
-        report = load_pretrained(self.unwrapped_model, filename, self.finetune_cfg,
-                                 new_classes=self.dataset_classes(), loaded=loaded)
-        checkpoint = dict(state_dict=self.unwrapped_model.state_dict(), meta=loaded.meta)
+            return self._load_for_resume(filename, map_location, strict, revise_keys)
+        report = load_checkpoint(self.unwrapped_model, filename, 'finetune', self.finetune_cfg,
+                                 classes=self.dataset_classes())
+        return self._after_load(report)
+
+    def load_exact(self, filename: str) -> dict:
+        """Load a checkpoint of this very model (``tools/test.py``): every tensor must fit
+        and the checkpoint's classes must be the dataset's."""
+        report = load_checkpoint(self.unwrapped_model, filename, 'exact',
+                                 classes=self.dataset_classes())
+        return self._after_load(report)
+
+    def _after_load(self, report: LoadReport) -> dict:
+        checkpoint = dict(state_dict=self.unwrapped_model.state_dict(), meta=report.source_meta)
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
         self._has_loaded = True
         self.load_report = report
         self._log_report(report)
+        return checkpoint
+
+    def _load_for_resume(self, filename: str, map_location: Union[str, Any], strict: bool,
+                         revise_keys: list) -> dict:
+        """MMEngine's resume load, reading through the safe reader."""
+        check_readable(filename)
+        checkpoint = torch_load_safely(filename, map_location=map_location)
+        meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+        if not isinstance(meta, dict) or not {'epoch', 'iter'} <= set(meta):
+            raise ValueError(
+                f'cannot resume from {filename}: it holds no training state (meta.epoch / '
+                'meta.iter), only weights. To start a new run from these weights, use '
+                f'load_from={filename!r} without --resume.')
+        self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
+        _load_checkpoint_to_model(self.unwrapped_model, checkpoint, strict,
+                                  revise_keys=revise_keys)
+        self._has_loaded = True
+        self.logger.info(f'resumed weights from {filename}')
+        # the saved optimizer has the groups of the stages thawed before the save
+        for index in meta.get(UNFROZEN_STAGES, []):
+            self.apply_unfreeze_stage(index)
         return checkpoint
 
     def dataset_classes(self) -> Optional[Tuple[str, ...]]:

@@ -70,8 +70,12 @@ class FinetuneConfig:
         synonyms: use the built-in synonyms (rider -> person, ...).
         strict_backbone: a suspicious shape mismatch or a missing backbone
             key is an error.
-        min_loaded: fail when less than this fraction of the model tensors in
+        min_loaded: fail when less than this fraction of the model weights in
             scope was restored.
+        min_backbone_loaded: fail when less than this fraction of the backbone's
+            weights was restored (default 0.5: a backbone that trains from its
+            initialisation is almost always the wrong checkpoint); 0 allows any load,
+            even one that restores nothing.
         freeze: parameters to freeze before training.
         norm_eval: keep fully frozen BatchNorm layers in eval mode.
         unfreeze: stages of gradual unfreezing (see :class:`UnfreezeStage`).
@@ -85,6 +89,7 @@ class FinetuneConfig:
     synonyms: bool = True
     strict_backbone: bool = False
     min_loaded: Optional[float] = None
+    min_backbone_loaded: Optional[float] = 0.5
     freeze: List[str] = field(default_factory=list)
     norm_eval: bool = True
     unfreeze: List[UnfreezeStage] = field(default_factory=list)
@@ -117,9 +122,10 @@ class FinetuneConfig:
         if self.checkpoint_type not in CHECKPOINT_TYPES:
             raise ValueError(f'finetune.checkpoint_type must be one of {CHECKPOINT_TYPES}, '
                              f'got {self.checkpoint_type!r}')
-        if self.min_loaded is not None and not 0 <= self.min_loaded <= 1:
-            raise ValueError(f'finetune.min_loaded is a fraction in [0, 1], got '
-                             f'{self.min_loaded!r}')
+        for name in ('min_loaded', 'min_backbone_loaded'):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, (int, float)) and 0 <= value <= 1):
+                raise ValueError(f'finetune.{name} is a fraction in [0, 1], got {value!r}')
         return self
 
 
@@ -167,19 +173,26 @@ def dataset_classes(dataset_cfg: Mapping[str, Any]) -> Optional[Tuple[str, ...]]
     return tuple(classes) if classes is not None else None
 
 
+def _follows_dataset(head_cfg: Mapping[str, Any]) -> bool:
+    """Whether a part's ``num_classes`` is the dataset's class count: true unless its
+    type says otherwise (``num_classes_from_dataset = False``, e.g. RPN's objectness)."""
+    head_type = head_cfg.get('type')
+    if isinstance(head_type, str):
+        from mmft.registry import MODELS
+        head_type = MODELS.get(head_type)
+    return getattr(head_type, 'num_classes_from_dataset', True)
+
+
 def class_dependent_heads(model_cfg: Mapping[str, Any], path: str = 'model'
                           ) -> List[Tuple[str, Mapping[str, Any]]]:
-    """``(path, head cfg)`` of every part that has ``num_classes``, except the
-    class-agnostic RPN."""
+    """``(path, head cfg)`` of every part whose ``num_classes`` follows the dataset."""
     found: List[Tuple[str, Mapping[str, Any]]] = []
     items: Union[Sequence, Mapping]
     items = model_cfg.items() if isinstance(model_cfg, Mapping) else enumerate(model_cfg)
     for key, value in items:
         child = f'{path}.{key}'
-        if key == 'rpn_head':
-            continue
         if isinstance(value, Mapping):
-            if 'num_classes' in value:
+            if 'num_classes' in value and _follows_dataset(value):
                 found.append((child, value))
             found.extend(class_dependent_heads(value, child))
         elif isinstance(value, (list, tuple)):

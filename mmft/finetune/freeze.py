@@ -13,7 +13,7 @@ from typing import Collection, Dict, List, Optional, Sequence
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from .patterns import Patterns, select
+from .patterns import Patterns, model_presets, select
 
 
 def _stay_in_eval(self: nn.Module, mode: bool = True) -> nn.Module:
@@ -36,7 +36,8 @@ def freeze(model: nn.Module, patterns: Patterns, norm_eval: bool = True) -> List
         ValueError: a pattern selects no parameter (a typo would otherwise
             silently train everything).
     """
-    names = select((n for n, _ in model.named_parameters()), patterns, 'finetune.freeze')
+    names = select((n for n, _ in model.named_parameters()), patterns, 'finetune.freeze',
+                   presets=model_presets(model))
     params = dict(model.named_parameters())
     for name in names:
         params[name].requires_grad_(False)

@@ -3,35 +3,30 @@
 A pattern selects state_dict keys (or parameter names) by one of three forms:
 
 - ``'re:<regex>'``: a regular expression searched in the name
-  (``'re:fc_(cls|reg)'``);
+  (``'re:layer[34]'``);
 - a wildcard with ``*``, ``?`` or ``[...]`` matched against the whole name
-  (``'*fc_cls*'``, ``'backbone.layer[12].*'``), as PaddleDetection's
+  (``'*layer4*'``, ``'backbone.layer[12].*'``), as PaddleDetection's
   ``finetune_exclude_pretrained_params``;
 - a plain module path that selects the module and everything under it
   (``'backbone.layer1'`` selects ``backbone.layer1.0.conv1.weight``).
 
-A name in :data:`EXCLUDE_PRESETS` (``'mask_rcnn'``) stands for that model
-family's class-dependent layers.
+A preset stands for the model's class-dependent layers, the ones its heads
+declare (``class_rows()``): ``'class_rows'`` for any model, or the family's own
+name (the detector's ``finetune_preset``: ``'mask_rcnn'``, ``'retinanet'``, ...),
+as PaddleDetection's per-family exclude lists. Presets are derived from the
+model, so a new family brings its preset with its heads.
 """
 import difflib
 import fnmatch
 import re
-from typing import Dict, Iterable, List, Sequence, Tuple, Union
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
-#: Model family -> the layers whose outputs depend on the class list: what to leave out of a
-#: checkpoint when the new heads are to start from scratch. Key names follow MMDetection 3.x.
-EXCLUDE_PRESETS: Dict[str, Tuple[str, ...]] = {
-    'faster_rcnn': ('roi_head.bbox_head.fc_cls', 'roi_head.bbox_head.fc_reg'),
-    'mask_rcnn': ('roi_head.bbox_head.fc_cls', 'roi_head.bbox_head.fc_reg',
-                  'roi_head.mask_head.conv_logits'),
-    # Cascade R-CNN regresses class-agnostically (4 rows): its fc_reg loads as it is
-    'cascade_rcnn': ('re:^roi_head\\.bbox_head\\.\\d+\\.fc_cls\\.',
-                     're:^roi_head\\.mask_head\\.\\d+\\.conv_logits\\.'),
-    'retinanet': ('bbox_head.retina_cls',),
-    'fcos': ('bbox_head.conv_cls',),
-    'ssd': ('bbox_head.cls_convs',),
-    'yolov3': ('bbox_head.convs_pred',),
-}
+from torch import nn
+
+from mmft.structures.class_rows import class_row_modules, find_class_rows
+
+#: the preset every model has: all tensors its heads declare as class rows
+CLASS_ROWS_PRESET = 'class_rows'
 
 Patterns = Union[str, Sequence[str], None]
 
@@ -63,24 +58,65 @@ class NamePattern:
         return f'NamePattern({self.pattern!r})'
 
 
-def expand_presets(patterns: Patterns) -> List[str]:
-    """A pattern list with preset names replaced by their patterns."""
+def known_presets() -> Dict[str, str]:
+    """Every family preset of the registered detectors: preset -> detector type."""
+    from mmft.registry import MODELS  # patterns are used before any model is built
+    MODELS.import_from_location()
+    found = {CLASS_ROWS_PRESET: 'any detector'}
+    for name, cls in MODELS.module_dict.items():
+        preset = getattr(cls, 'finetune_preset', None)
+        if isinstance(preset, str):
+            found.setdefault(preset, name)
+    return found
+
+
+def model_presets(model: nn.Module) -> Dict[str, List[str]]:
+    """The presets of ``model``: ``'class_rows'`` and its family's name -> module paths
+    of the tensors its heads declare as class rows."""
+    modules = class_row_modules(find_class_rows(model))
+    presets = {CLASS_ROWS_PRESET: modules}
+    family = getattr(model, 'finetune_preset', None)
+    if isinstance(family, str):
+        presets[family] = modules
+    return presets
+
+
+def expand_presets(patterns: Patterns,
+                   presets: Optional[Mapping[str, Sequence[str]]] = None) -> List[str]:
+    """A pattern list with preset names replaced by their patterns.
+
+    Raises:
+        ValueError: a preset of another family than the model's.
+    """
     if patterns is None:
         return []
     if isinstance(patterns, str):
         patterns = [patterns]
+    presets = presets or {}
     out: List[str] = []
     for pattern in patterns:
-        out.extend(EXCLUDE_PRESETS.get(pattern, (pattern,)))
+        if pattern in presets:
+            out.extend(presets[pattern])
+            continue
+        if not any(c in pattern for c in '.*?[:'):
+            family = known_presets().get(pattern)
+            if family is not None:
+                raise ValueError(
+                    f'preset {pattern!r} is the class-dependent layers of {family} models; '
+                    f'this model has presets {sorted(presets)}: use one of those (or '
+                    f"'{CLASS_ROWS_PRESET}', which fits any model)")
+        out.append(pattern)
     return out
 
 
-def compile_patterns(patterns: Patterns) -> List[NamePattern]:
-    return [NamePattern(p) for p in expand_presets(patterns)]
+def compile_patterns(patterns: Patterns,
+                     presets: Optional[Mapping[str, Sequence[str]]] = None) -> List[NamePattern]:
+    return [NamePattern(p) for p in expand_presets(patterns, presets)]
 
 
 def select(names: Iterable[str], patterns: Patterns, what: str = 'pattern',
-           require_match: bool = True) -> List[str]:
+           require_match: bool = True,
+           presets: Optional[Mapping[str, Sequence[str]]] = None) -> List[str]:
     """The names that any pattern selects, in their original order.
 
     Args:
@@ -89,29 +125,31 @@ def select(names: Iterable[str], patterns: Patterns, what: str = 'pattern',
         what: how the caller calls a pattern in errors (``'finetune.freeze'``).
         require_match: raise when an entry selects nothing (almost always a typo);
             a preset counts as matching when any of its patterns does.
+        presets: the model's presets (:func:`model_presets`).
 
     Raises:
         ValueError: an entry selects nothing; the message lists the closest names.
     """
     names = list(names)
     if require_match:
-        check_patterns_match(names, patterns, what)
-    compiled = compile_patterns(patterns)
+        check_patterns_match(names, patterns, what, presets)
+    compiled = compile_patterns(patterns, presets)
     return [n for n in names if any(p(n) for p in compiled)]
 
 
-def check_patterns_match(names: Iterable[str], patterns: Patterns, what: str) -> None:
+def check_patterns_match(names: Iterable[str], patterns: Patterns, what: str,
+                         presets: Optional[Mapping[str, Sequence[str]]] = None) -> None:
     """Raise for the first entry of ``patterns`` that selects none of ``names``."""
     names = list(names)
     entries = [patterns] if isinstance(patterns, str) else list(patterns or [])
     for entry in entries:
-        if any(p(n) for p in compile_patterns([entry]) for n in names):
+        if any(p(n) for p in compile_patterns([entry], presets) for n in names):
             continue
         raise ValueError(
             f'{what} {entry!r} matches no name; closest names: '
             f'{_closest(entry, names)}. Patterns are wildcards '
-            "('*fc_cls*'), module paths ('backbone.layer1'), 're:<regex>' or presets "
-            f'{sorted(EXCLUDE_PRESETS)}')
+            "('*layer4*'), module paths ('backbone.layer1'), 're:<regex>' or presets "
+            f'{sorted(presets or [CLASS_ROWS_PRESET])}')
 
 
 def _closest(pattern: str, names: List[str]) -> List[str]:

@@ -4,7 +4,10 @@ Every key of the model's state_dict and of the checkpoint lands in exactly one
 bucket:
 
 - ``loaded``: same name, same shape, copied as is;
-- ``transferred``: a class-dependent layer whose rows were copied class by class;
+- ``transferred``: a class-dependent tensor whose rows were copied class by class;
+  it counts as restored only for the share of classes that matched one of the
+  checkpoint's (``transferred_share``), and when no class matched at all the
+  tensor is re-initialised (``no_class_matched``) and counts as not restored;
 - ``skipped_expected``: shape differs in a class-dependent layer (a new class
   count): the head is re-initialised on purpose;
 - ``skipped_suspicious``: shape differs anywhere else: the checkpoint and the
@@ -13,10 +16,13 @@ bucket:
 - ``missing``: in the model, not in the checkpoint;
 - ``unexpected``: in the checkpoint (or a foreign file's keys that did not
   convert), not in the model.
+
+Restored shares count weights only: buffers such as BatchNorm's
+``num_batches_tracked`` say nothing about whether the right weights arrived.
 """
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from terminaltables import AsciiTable
 
@@ -28,12 +34,29 @@ _HEADERS = ('loaded', 'class-transferred', 'skipped (head)', 'skipped (SUSPICIOU
             'excluded', 'missing', 'unexpected')
 
 
-def module_group(key: str) -> str:
-    """The report row of a key: its top module, or two levels inside RoI heads
-    (``roi_head.bbox_head`` and ``roi_head.mask_head`` are what users look for)."""
-    parts = key.split('.')
-    depth = 2 if parts[0].endswith('roi_head') and len(parts) > 2 else 1
-    return '.'.join(parts[:depth])
+#: buffers that load from any checkpoint of the same layer type: not evidence of a good load
+UNCOUNTED_SUFFIXES = ('num_batches_tracked',)
+
+
+def module_group(key: str, head_modules: Sequence[str] = ()) -> str:
+    """The report row of a key: the head that declares class rows when the key is
+    inside one (``roi_head.bbox_head``, ``bbox_head``), else its top module."""
+    for head in sorted(head_modules, key=len, reverse=True):
+        if head and (key == head or key.startswith(head + '.')):
+            return head
+    return key.split('.', 1)[0]
+
+
+def counts_as_weight(key: str) -> bool:
+    return not key.endswith(UNCOUNTED_SUFFIXES)
+
+
+class LoadCheckError(RuntimeError):
+    """A load refused by :meth:`LoadReport.check`; ``report`` says what would have loaded."""
+
+    def __init__(self, message: str, report: 'LoadReport') -> None:
+        super().__init__(message)
+        self.report = report
 
 
 @dataclass
@@ -51,6 +74,12 @@ class LoadReport:
         num_model_keys: size of the model's state_dict.
         scope_keys: keys the checkpoint was expected to provide (the whole
             model, or the backbone for a classification checkpoint).
+        mode: 'finetune' or 'exact' (see :mod:`mmft.finetune.load`).
+        head_modules: module paths of the heads that declare class rows (report rows).
+        transferred_share: transferred key -> share of its classes copied from the
+            checkpoint.
+        no_class_matched: class names are known on both sides and none matched.
+        source_meta: the checkpoint's meta (for hooks that read it after the load).
     """
     source: str = ''
     source_format: str = ''
@@ -68,6 +97,11 @@ class LoadReport:
     source_classes: Optional[Tuple[str, ...]] = None
     num_model_keys: int = 0
     scope_keys: List[str] = field(default_factory=list)
+    mode: str = 'finetune'
+    head_modules: List[str] = field(default_factory=list)
+    transferred_share: Dict[str, float] = field(default_factory=dict)
+    no_class_matched: bool = False
+    source_meta: Dict = field(default_factory=dict)
 
     def bucket_of(self, key: str) -> str:
         hits = [b for b in BUCKETS if key in getattr(self, b)]
@@ -79,19 +113,36 @@ class LoadReport:
     def restored(self) -> List[str]:
         return self.loaded + self.transferred
 
-    @property
-    def restored_fraction(self) -> float:
-        """Share of the in-scope model tensors that came from the checkpoint."""
-        scope = set(self.scope_keys)
+    def _fraction(self, keys: Sequence[str]) -> float:
+        scope = [k for k in keys if counts_as_weight(k)]
         if not scope:
             return 0.0
-        return len(scope.intersection(self.restored)) / len(scope)
+        loaded = set(self.loaded)
+        restored = sum(1.0 if k in loaded else self.transferred_share.get(k, 0.0)
+                       for k in scope)
+        return restored / len(scope)
+
+    @property
+    def restored_fraction(self) -> float:
+        """Share of the in-scope model weights restored from the checkpoint (a
+        transferred tensor counts for the share of its classes that matched)."""
+        return self._fraction(self.scope_keys)
+
+    @property
+    def backbone_fraction(self) -> Optional[float]:
+        """The same share for the backbone alone; None for a model without one."""
+        keys = [k for k in self.scope_keys if k.startswith('backbone.')]
+        return self._fraction(keys) if keys else None
+
+    def num_restored_weights(self) -> int:
+        return sum(counts_as_weight(k) for k in set(self.scope_keys).intersection(self.restored))
 
     def counts_by_module(self) -> 'OrderedDict[str, Dict[str, int]]':
         rows: 'OrderedDict[str, Dict[str, int]]' = OrderedDict()
         for bucket in BUCKETS:
             for key in getattr(self, bucket):
-                counts = rows.setdefault(module_group(key), dict.fromkeys(BUCKETS, 0))
+                counts = rows.setdefault(module_group(key, self.head_modules),
+                                         dict.fromkeys(BUCKETS, 0))
                 counts[bucket] += 1
         return rows
 
@@ -121,9 +172,15 @@ class LoadReport:
         classes = self.class_table()
         if classes:
             lines.append(classes)
-        restored = len(set(self.scope_keys).intersection(self.restored))
-        lines.append(f'restored {restored}/{len(self.scope_keys)} tensors in scope '
-                     f'({100 * self.restored_fraction:.1f}%)')
+        weights = [k for k in self.scope_keys if counts_as_weight(k)]
+        lines.append(f'restored {self.num_restored_weights()}/{len(weights)} weight tensors in '
+                     f'scope ({100 * self.restored_fraction:.1f}%, class-transferred tensors '
+                     'counted by their share of matched classes)')
+        if self.no_class_matched:
+            lines.append(f'NO CLASS MATCHED: none of the dataset classes is among the '
+                         f'checkpoint classes {list(self.source_classes or [])[:10]}; every '
+                         'class row starts from the initialisation. Wrong checkpoint, or '
+                         'name the correspondences in finetune.class_mapping.')
         if self.skipped_expected:
             lines.append('re-initialised on purpose (class-dependent layers): '
                          + ', '.join(self._describe(k) for k in self.skipped_expected))
@@ -150,32 +207,49 @@ class LoadReport:
                 lines.append(f'  {self._describe(key)}' + (f'  # {reason}' if reason else ''))
         return '\n'.join(lines) + '\n'
 
-    def check(self, strict_backbone: bool = False, min_loaded: Optional[float] = None) -> None:
+    def check(self, strict_backbone: bool = False, min_loaded: Optional[float] = None,
+              min_backbone_loaded: Optional[float] = None) -> None:
         """Raise when the load looks wrong.
 
         Raises:
-            RuntimeError: ``strict_backbone`` and a suspicious mismatch or a
-                missing backbone key; or less than ``min_loaded`` of the
-                in-scope tensors restored (the wrong checkpoint).
+            RuntimeError: no weight restored at all; ``strict_backbone`` and a
+                suspicious mismatch or a missing backbone key; less than
+                ``min_loaded`` of the in-scope weights, or less than
+                ``min_backbone_loaded`` of the backbone's, restored (the wrong checkpoint).
         """
         if strict_backbone:
             missing_backbone = [k for k in self.missing if k.startswith('backbone.')]
             problems = self.skipped_suspicious + missing_backbone
             if problems:
-                raise RuntimeError(
+                raise LoadCheckError(
                     f'finetune.strict_backbone=True and the checkpoint {self.source} does not '
                     f'fit: {len(self.skipped_suspicious)} unexpected shape mismatch(es) '
                     f'{[self._describe(k) for k in self.skipped_suspicious[:5]]}, '
                     f'{len(missing_backbone)} missing backbone key(s) {missing_backbone[:5]}. '
                     'Check that model.backbone (depth, style) matches the checkpoint, or set '
-                    'strict_backbone=False to skip these layers.')
+                    'strict_backbone=False to skip these layers.', self)
+        found = (f'Loaded {self.num_restored_weights()} weight tensors, missing '
+                 f'{len(self.missing)}, unexpected {len(self.unexpected)} (first unexpected: '
+                 f'{self.unexpected[:5]}), shape mismatches {len(self.shapes)}')
+        if self.num_restored_weights() == 0 and min_backbone_loaded != 0 and min_loaded != 0:
+            raise LoadCheckError(
+                f'no weight of the model was restored from {self.source} ({self.source_format}'
+                f'): it is empty or from another architecture. {found}. Check load_from; set '
+                'finetune.min_backbone_loaded=0 if starting from it anyway is intended.', self)
         if min_loaded is not None and self.restored_fraction < min_loaded:
-            raise RuntimeError(
-                f'only {100 * self.restored_fraction:.1f}% of the model tensors in scope were '
+            raise LoadCheckError(
+                f'only {100 * self.restored_fraction:.1f}% of the model weights in scope were '
                 f'restored from {self.source} (finetune.min_loaded={min_loaded}); is it the '
-                f'checkpoint of another architecture? Loaded {len(self.restored)}, missing '
-                f'{len(self.missing)}, unexpected {len(self.unexpected)} (first unexpected: '
-                f'{self.unexpected[:5]}).')
+                f'checkpoint of another architecture? {found}.', self)
+        backbone = self.backbone_fraction
+        if min_backbone_loaded is not None and backbone is not None and \
+                backbone < min_backbone_loaded:
+            raise LoadCheckError(
+                f'only {100 * backbone:.1f}% of the backbone weights were restored from '
+                f'{self.source} (finetune.min_backbone_loaded={min_backbone_loaded}, the '
+                f'default); the backbone would train from its initialisation. Is it the '
+                f'checkpoint of another backbone (depth, style)? {found}. Set '
+                'finetune.min_backbone_loaded=0 (or lower) if this is intended.', self)
 
 
 def _cell(count: int) -> str:

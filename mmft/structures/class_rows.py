@@ -187,13 +187,15 @@ def declare(module_name: str, rows: ClassRows, bias: bool = True) -> Dict[str, C
 
 def iter_class_rows(model: nn.Module) -> Iterator[Tuple[str, nn.Module, ClassRows]]:
     """``(state_dict key, declaring module, ClassRows)`` of every declared tensor."""
-    for prefix, module in model.named_modules():
-        declare_fn = getattr(module, 'class_rows', None)
-        if not callable(declare_fn):
-            continue
-        for name, rows in declare_fn().items():
-            key = f'{prefix}.{name}' if prefix else name
-            yield key, module, rows
+    for prefix, module in class_row_heads(model):
+        for name, rows in module.class_rows().items():
+            yield (f'{prefix}.{name}' if prefix else name), module, rows
+
+
+def class_row_heads(model: nn.Module) -> List[Tuple[str, nn.Module]]:
+    """``(module path, module)`` of the modules that declare class rows."""
+    return [(prefix, module) for prefix, module in model.named_modules()
+            if callable(getattr(module, 'class_rows', None))]
 
 
 def find_class_rows(model: nn.Module) -> Dict[str, ClassRows]:

@@ -20,7 +20,7 @@ def register_all_modules(init_default_scope: bool = True) -> None:
     import mmft.evaluation  # noqa: F401
     import mmft.models  # noqa: F401
     import mmft.visualization  # noqa: F401
-    from mmft.finetune.io import setup_checkpoint_io
+    from mmft.checkpoint import setup_checkpoint_io
 
     setup_checkpoint_io()
 

@@ -1,9 +1,9 @@
 """Class rows move by name: COCO -> Cityscapes as the running example."""
 import torch
 
-from mmft.finetune.class_transfer import (RowLayout, layout_for_rows, match_classes,
-                                          transfer_rows)
-from mmft.finetune.converters import COCO_CLASSES
+from mmft.checkpoint.converters import COCO_CLASSES
+from mmft.finetune.class_transfer import match_classes, plan_class_transfer
+from mmft.structures.class_rows import ClassRows
 
 CITYSCAPES = ('person', 'rider', 'car', 'truck', 'bus', 'train', 'motorcycle', 'bicycle')
 
@@ -36,30 +36,37 @@ def test_user_mapping_wins_and_is_checked():
         match_classes(('lorry',), ('car',), mapping={'lorry': 'van'})
 
 
-def test_layouts():
-    assert layout_for_rows('fc_cls', 9, 8) == RowLayout(8, 1, True)
-    assert layout_for_rows('fc_cls', 8, 8) == RowLayout(8, 1, False)
-    assert layout_for_rows('fc_reg', 32, 8) == RowLayout(8, 4, False)
-    assert layout_for_rows('conv_logits', 8, 8) == RowLayout(8, 1, False)
-    assert layout_for_rows('fc_reg', 4, 8) is None  # class-agnostic
-    assert layout_for_rows('shared_fcs', 8, 8) is None
-
-
-def test_rows_background_and_new_classes():
+def test_declared_rows_background_and_new_classes():
     matches = match_classes(CITYSCAPES, COCO_CLASSES)
-    source = torch.randn(80 * 4, 3)
-    target = torch.randn(8 * 4, 3)
-    # fc_reg: 4 rows per class, no background
-    out = transfer_rows(target, source, RowLayout(8, 4, False), RowLayout(80, 4, False), matches)
+    checkpoint = {'reg': torch.randn(80 * 4, 3), 'cls': torch.randn(81, 5)}
+    model = {'reg': torch.randn(8 * 4, 3), 'cls': torch.randn(9, 5)}
+    rows = {'reg': ClassRows(8, per_class=4),
+            'cls': ClassRows(8, background='last', activation='softmax')}
+    out, failed = plan_class_transfer(model, checkpoint, rows, CITYSCAPES, COCO_CLASSES, matches)
+    assert failed == {}
     car = COCO_CLASSES.index('car')
-    assert torch.equal(out[8:12], source[4 * car:4 * car + 4])  # car is new index 2
-    # fc_cls: background moves from row 80 to row 8
-    cls_src, cls_tgt = torch.randn(81, 5), torch.randn(9, 5)
-    out = transfer_rows(cls_tgt, cls_src, RowLayout(8, 1, True), RowLayout(80, 1, True), matches)
-    assert torch.equal(out[8], cls_src[80])
-    assert torch.equal(out[1], cls_src[0])  # rider <- person
-    new_only = match_classes(('unicorn', 'car'), COCO_CLASSES)
-    out = transfer_rows(cls_tgt[:3], cls_src, RowLayout(2, 1, True), RowLayout(80, 1, True),
-                        new_only)
-    assert torch.equal(out[0], cls_tgt[0])  # a new class keeps its initialisation
-    assert torch.equal(out[1], cls_src[car])
+    assert torch.equal(out['reg'][8:12], checkpoint['reg'][4 * car:4 * car + 4])  # car: index 2
+    assert torch.equal(out['cls'][8], checkpoint['cls'][80])  # background: row 80 -> row 8
+    assert torch.equal(out['cls'][1], checkpoint['cls'][0])  # rider <- person
+
+
+def test_a_new_class_keeps_its_initialisation_and_misfits_are_reported():
+    new_only = ('unicorn', 'car')
+    matches = match_classes(new_only, COCO_CLASSES)
+    checkpoint = {'cls': torch.randn(81, 5), 'odd': torch.randn(7, 5)}
+    model = {'cls': torch.randn(3, 5), 'odd': torch.randn(3, 5)}
+    rows = {'cls': ClassRows(2, background='last', activation='softmax'),
+            'odd': ClassRows(2, background='last', activation='softmax')}
+    out, failed = plan_class_transfer(model, checkpoint, rows, new_only, COCO_CLASSES, matches)
+    assert torch.equal(out['cls'][0], model['cls'][0])  # unicorn
+    assert torch.equal(out['cls'][1], checkpoint['cls'][COCO_CLASSES.index('car')])
+    assert 'odd' not in out and 'does not fit 80 checkpoint classes' in failed['odd']
+
+
+def test_per_anchor_sigmoid_rows_move_for_every_anchor():
+    old, new = ('a', 'b', 'c'), ('c', 'x', 'a')
+    checkpoint = {'cls': torch.arange(9.)[:, None]}  # 3 anchors x 3 classes
+    model = {'cls': torch.full((9, 1), -4.5)}  # the focal-loss prior
+    rows = {'cls': ClassRows(3, groups=3)}
+    out, _ = plan_class_transfer(model, checkpoint, rows, new, old, match_classes(new, old))
+    assert out['cls'][:, 0].tolist() == [2, -4.5, 0, 5, -4.5, 3, 8, -4.5, 6]

@@ -44,7 +44,7 @@ def _cfg(num_classes, classes=('car', 'bus'), wrapped=False):
     if wrapped:
         dataset = dict(type='RepeatDataset', times=2, dataset=dataset)
     return Config(dict(
-        model=dict(type='MaskRCNN', rpn_head=dict(num_classes=1),
+        model=dict(type='MaskRCNN', rpn_head=dict(type='RPNHead', num_classes=1),
                    roi_head=dict(bbox_head=dict(num_classes=num_classes),
                                  mask_head=dict(num_classes=num_classes))),
         train_dataloader=dict(dataset=dataset)))

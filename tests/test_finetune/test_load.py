@@ -119,18 +119,21 @@ def test_suspicious_mismatch_strict_backbone_and_min_loaded(tmp_path, make_detec
     source = make_detector(len(OLD), width=8, seed=1)
     wider = make_detector(len(OLD), width=16, seed=2)
     path = _save(tmp_path, source)
-    report = load_pretrained(wider, path, FinetuneConfig(), OLD)
+    before = {k: v.clone() for k, v in wider.state_dict().items()}
+    with pytest.raises(RuntimeError, match=r'only 0.0% of the backbone weights were restored .*'
+                                           r'min_backbone_loaded=0.5, the default'):
+        load_pretrained(wider, path, FinetuneConfig(), OLD)
+    # a refused load changes nothing
+    assert all(torch.equal(v, before[k]) for k, v in wider.state_dict().items())
+    report = load_pretrained(wider, path, FinetuneConfig(min_backbone_loaded=0), OLD)
     assert 'backbone.conv1.weight' in report.skipped_suspicious
     assert report.shapes['backbone.conv1.weight'] == ((8, 3, 3, 3), (16, 3, 3, 3))
     assert 'SUSPICIOUS' in report.summary()
-    before = {k: v.clone() for k, v in wider.state_dict().items()}
     strict_error = r"strict_backbone=True .*\['backbone.conv1.weight \[8, 3, 3, 3\] -> "
     with pytest.raises(RuntimeError, match=strict_error):
         load_pretrained(wider, path, FinetuneConfig(strict_backbone=True), OLD)
-    with pytest.raises(RuntimeError, match=r'only 25.0% of the model tensors .*min_loaded=0.9'):
-        load_pretrained(wider, path, FinetuneConfig(min_loaded=0.9), OLD)
-    # a refused load changes nothing
-    assert all(torch.equal(v, before[k]) for k, v in wider.state_dict().items())
+    with pytest.raises(RuntimeError, match=r'only 2\d.\d% of the model weights .*min_loaded=0.9'):
+        load_pretrained(wider, path, FinetuneConfig(min_loaded=0.9, min_backbone_loaded=0), OLD)
 
 
 def test_full_text_lists_every_key(tmp_path, make_detector):
@@ -181,3 +184,57 @@ def test_a_classifier_with_backbone_prefix_and_its_own_head(tmp_path, make_detec
     report = load_pretrained(target, str(path), FinetuneConfig(min_loaded=0.9), NEW)
     assert report.checkpoint_type == 'classification'
     assert report.excluded == ['head.fc.weight'] and report.restored_fraction == 1.0
+
+
+def test_no_class_matched_counts_against_min_loaded(tmp_path, make_detector):
+    source, target = make_detector(len(OLD), seed=1), make_detector(3, seed=2)
+    init = {k: v.clone() for k, v in target.state_dict().items()}
+    unrelated = ('apple', 'pear', 'plum')
+    report = load_pretrained(target, _save(tmp_path, source), FinetuneConfig(), unrelated)
+    cls_w = 'roi_head.bbox_head.fc_cls.weight'
+    assert report.no_class_matched and report.transferred == []
+    assert cls_w in report.skipped_expected and 'no dataset class matched' in report.reasons[cls_w]
+    assert torch.equal(target.state_dict()[cls_w], init[cls_w])
+    assert 'NO CLASS MATCHED' in report.summary()
+    assert report.restored_fraction < 1.0
+    with pytest.raises(RuntimeError, match='of the model weights in scope were restored'):
+        load_pretrained(make_detector(3, seed=2), _save(tmp_path, source),
+                        FinetuneConfig(min_loaded=0.95), unrelated)
+
+
+def test_transferred_tensors_count_by_their_share_of_matched_classes(tmp_path, make_detector):
+    source, target = make_detector(len(OLD), seed=1), make_detector(len(NEW), seed=2)
+    report = load_pretrained(target, _save(tmp_path, source), FinetuneConfig(), NEW)
+    assert report.transferred_share['roi_head.bbox_head.fc_cls.weight'] == pytest.approx(2 / 3)
+    weights = [k for k in report.scope_keys if not k.endswith('num_batches_tracked')]
+    expected = (len(weights) - 6 + 6 * 2 / 3) / len(weights)
+    assert report.restored_fraction == pytest.approx(expected)
+
+
+def test_num_batches_tracked_is_not_a_restored_weight(tmp_path, make_detector):
+    source, target = make_detector(len(OLD), seed=1), make_detector(len(OLD), seed=2)
+    state = {k: v for k, v in source.state_dict().items() if k.endswith('num_batches_tracked')}
+    path = tmp_path / 'buffers.pth'
+    torch.save({'state_dict': state, 'meta': {}}, path)
+    with pytest.raises(RuntimeError, match='no weight of the model was restored'):
+        load_pretrained(target, str(path), FinetuneConfig(), OLD)
+
+
+def test_class_transfer_off_reinitialises_rows_of_other_classes(tmp_path, make_detector):
+    source = make_detector(len(OLD), seed=1)
+    target = make_detector(len(OLD), seed=2)  # same count, other names
+    init = {k: v.clone() for k, v in target.state_dict().items()}
+    other = ('a', 'b', 'c', 'd')
+    report = load_pretrained(target, _save(tmp_path, source),
+                             FinetuneConfig(class_transfer=False), other)
+    cls_w = 'roi_head.bbox_head.fc_cls.weight'
+    assert torch.equal(target.state_dict()[cls_w], init[cls_w])
+    assert cls_w in report.skipped_expected
+
+
+def test_mmdetection_2x_class_names_are_read(tmp_path, make_detector):
+    source, target = make_detector(len(OLD), seed=1), make_detector(len(NEW), seed=2)
+    path = tmp_path / 'v2.pth'
+    torch.save({'state_dict': source.state_dict(), 'meta': {'CLASSES': OLD}}, path)
+    report = load_pretrained(target, str(path), FinetuneConfig(), NEW)
+    assert report.source_classes == OLD and len(report.transferred) == 6

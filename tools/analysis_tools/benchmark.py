@@ -153,7 +153,7 @@ def build_mmft(device: torch.device, weights: Dict[str, torch.Tensor],
 def shared_weights(torchvision_model: torch.nn.Module) -> Dict[str, torch.Tensor]:
     """torchvision's random weights in mmft's layout. The same weights give both detectors the
     same proposals, hence the same number of sampled positives: the mask head's workload."""
-    from mmft.finetune.converters.torchvision import convert_torchvision
+    from mmft.checkpoint.converters.torchvision import convert_torchvision
     return convert_torchvision(torchvision_model.state_dict()).state_dict
 
 

@@ -20,8 +20,8 @@ from terminaltables import AsciiTable
 
 from mmft.finetune.config import FinetuneConfig, resolve_num_classes
 from mmft.finetune.freeze import freeze, frozen_modules_summary, parameter_counts
-from mmft.finetune.io import read_checkpoint
-from mmft.finetune.load import plan_load
+from mmft.finetune.load import load_checkpoint
+from mmft.finetune.report import LoadCheckError
 from mmft.registry import MODELS
 from mmft.utils import register_all_modules
 
@@ -31,20 +31,21 @@ def inspect_finetune(cfg: Config, load_from: Optional[str] = None) -> str:
     cfg = copy.deepcopy(cfg)
     classes = resolve_num_classes(cfg)
     ft = FinetuneConfig.from_cfg(cfg.get('finetune'))
+    # the runner's order: build, freeze (FinetuneRunner.build_model), initialise, load
     model = MODELS.build(cfg.model)
-    model.init_weights()
     if ft.freeze:
         freeze(model, ft.freeze, norm_eval=ft.norm_eval)
+    model.init_weights()
     lines = [f'dataset classes ({len(classes) if classes else "?"}): '
              f'{list(classes) if classes else "unknown"}']
     path = load_from or cfg.get('load_from')
     if path:
-        loaded = read_checkpoint(path, source_format=ft.source_format)
-        _, report = plan_load(model, loaded, ft, new_classes=classes, source=path)
-        lines.append(report.summary())
-        try:  # what would stop the run, after the report that explains it
-            report.check(ft.strict_backbone, ft.min_loaded)
-        except RuntimeError as exc:
+        # the runner's load, planned and checked but not applied
+        try:
+            report = load_checkpoint(model, path, 'finetune', ft, classes, dry_run=True)
+            lines.append(report.summary())
+        except LoadCheckError as exc:  # what would stop the run, after the report
+            lines.append(exc.report.summary())
             lines.append(f'THE RUN WOULD STOP HERE: {exc}')
     else:
         lines.append('no load_from: the model starts from its initialisation')

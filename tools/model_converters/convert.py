@@ -20,8 +20,8 @@ from typing import List, Optional
 
 import torch
 
-from mmft.finetune.converters import FORMATS
-from mmft.finetune.io import read_checkpoint, write_atomically
+from mmft.checkpoint.converters import FORMATS
+from mmft.checkpoint import read_checkpoint, write_atomically
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

@@ -1,6 +1,7 @@
 """Metrics registered in mmft's METRICS registry under MMDetection 3.x type names."""
 from .cityscapes_metric import CityScapesMetric
 from .coco_metric import CocoMetric
+from .dump_det_results import DumpDetResults
 from .voc_metric import VOCMetric
 
-__all__ = ['CocoMetric', 'VOCMetric', 'CityScapesMetric']
+__all__ = ['CocoMetric', 'VOCMetric', 'CityScapesMetric', 'DumpDetResults']

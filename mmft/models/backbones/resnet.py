@@ -12,12 +12,8 @@ strides/dilations).
 ``style='pytorch'`` puts the stride of a bottleneck on its 3x3 conv,
 ``'caffe'`` on its first 1x1 conv (MSRA/Detectron weights).
 """
-import glob
-import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple, Union
-from urllib.parse import urlparse
 
-import torch
 import torch.nn as nn
 import torch.utils.checkpoint as cp
 from mmengine.logging import MMLogger
@@ -25,7 +21,7 @@ from mmengine.model import BaseModule
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from mmft.finetune.io import read_checkpoint
+from mmft.checkpoint.pretrained import load_pretrained_init, pretrained_cfgs
 from mmft.registry import MODELS
 from ..layers import build_conv_layer, build_norm_layer
 
@@ -132,26 +128,6 @@ class Bottleneck(nn.Module):
         else:
             out = self._inner_forward(x)
         return self.relu(out)
-
-
-def resolve_checkpoint_path(checkpoint: str) -> Optional[str]:
-    """Local file for a checkpoint name, or None when it is remote and not cached.
-
-    ``torchvision://NAME`` and ``http(s)://.../FILE`` are looked up in the torch
-    hub cache (``$TORCH_HOME/hub/checkpoints``) where torchvision keeps its
-    downloads; any other ``scheme://`` is remote; anything else is a local path.
-    """
-    hub_dir = osp.join(torch.hub.get_dir(), 'checkpoints')
-    if checkpoint.startswith('torchvision://'):
-        name = checkpoint[len('torchvision://'):]
-        found = sorted(glob.glob(osp.join(hub_dir, f'{name}-*.pth')))
-        return found[0] if found else None
-    if checkpoint.startswith(('http://', 'https://')):
-        cached = osp.join(hub_dir, osp.basename(urlparse(checkpoint).path))
-        return cached if osp.isfile(cached) else None
-    if '://' in checkpoint:
-        return None
-    return checkpoint
 
 
 @MODELS.register_module()
@@ -315,8 +291,7 @@ class ResNet(BaseModule):
         ``PretrainedInit`` so that it reads safely, converts foreign formats and
         reports missing / unexpected keys.
         """
-        cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg]
-        pretrained = [c for c in cfgs if isinstance(c, dict) and c.get('type') == 'Pretrained']
+        pretrained = pretrained_cfgs(self.init_cfg)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
@@ -330,87 +305,23 @@ class ResNet(BaseModule):
                 elif isinstance(m, BasicBlock):
                     nn.init.constant_(m.norm2.weight, 0)
         for cfg in pretrained:
-            local = resolve_checkpoint_path(cfg['checkpoint'])
-            if local is None:
-                # MMDetection configs name remote weights (torchvision://resnet50); nothing
-                # is downloaded here, and a fine-tuning run overwrites the backbone from
-                # load_from anyway, so this is a warning rather than an error
-                MMLogger.get_current_instance().warning(
-                    f"ResNet init_cfg checkpoint {cfg['checkpoint']!r} is remote and not in the "
-                    f'torch hub cache ({osp.join(torch.hub.get_dir(), "checkpoints")}); the '
-                    'backbone keeps its random init. Put the file there, give a local path, '
-                    'or set load_from.')
-                continue
-            self.load_pretrained(local, prefix=cfg.get('prefix', None))
+            self.load_pretrained(cfg['checkpoint'], prefix=cfg.get('prefix', None))
         self._is_init = True
 
-    def load_pretrained(self, checkpoint: str,
-                        prefix: Optional[str] = None) -> Tuple[List[str], List[str]]:
-        """Load the backbone part of a local checkpoint of any format mmft reads.
-
-        The file goes through :func:`mmft.finetune.io.read_checkpoint`: read safely,
-        and converted to mmft's layout when it is a torchvision ``.pth``, a
-        Detectron2 ``.pkl`` or a Caffe ``.caffemodel``. ``prefix`` (e.g.
-        ``'backbone.'``) selects and strips keys; without it, ``'backbone.'`` is
-        used when the file has such keys (a converted or a detector checkpoint),
-        else the keys are taken as they are (an mmft-layout ImageNet state_dict).
-
-        Returns:
-            ``(missing_keys, unexpected_keys)`` of this ResNet. Source keys with no
-            place in mmft's layout (``fc``, ``fc1000``) are only logged.
-
-        Raises:
-            FileNotFoundError: no such local file.
-            KeyError: ``prefix`` matches no key.
-            ValueError: no key fits, or shapes differ (another depth or width).
-        """
-        try:
-            loaded = read_checkpoint(checkpoint)
-        except FileNotFoundError:
-            raise FileNotFoundError(f'ResNet init_cfg checkpoint {checkpoint!r} does not exist; '
-                                    'give a local path (nothing is downloaded)') from None
-        state = loaded.state_dict
-        if prefix is None and any(k.startswith('backbone.') for k in state):
-            prefix = 'backbone.'
-        if prefix:
-            prefix = prefix if prefix.endswith('.') else prefix + '.'
-            state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-            if not state:
-                raise KeyError(f'ResNet init_cfg prefix {prefix!r} matches no key of '
-                               f'{checkpoint!r}')
-        own = self.state_dict()
+    def load_pretrained(self, checkpoint: str, prefix: Optional[str] = None) -> None:
+        """Load this ResNet's weights from ``checkpoint`` exactly
+        (:func:`mmft.checkpoint.pretrained.load_pretrained_init`), and warn when the file
+        says it was trained with the other ``style``."""
         name = f'ResNet-{self.depth}'
-        mismatched = [k for k in state if k in own and state[k].shape != own[k].shape]
-        if mismatched:
-            key = mismatched[0]
-            raise ValueError(
-                f'{name} init_cfg checkpoint {checkpoint!r} does not fit: {len(mismatched)} '
-                f'tensors differ in shape, e.g. {key!r} {tuple(state[key].shape)} in the file, '
-                f'{tuple(own[key].shape)} in the model. Set depth / base_channels to those of '
-                'the checkpoint.')
-        if not set(state) & set(own):
-            raise ValueError(f'no key of {checkpoint!r} ({loaded.format}) fits {name}: first '
-                             f'keys {sorted(state)[:4]}. Give prefix= for a checkpoint whose '
-                             'backbone keys carry another prefix.')
-        result = self.load_state_dict(state, strict=False)
-        logger = MMLogger.get_current_instance()
-        restored = len(own) - len(result.missing_keys)
-        logger.info(f'{name} init_cfg: {restored}/{len(own)} tensors from {checkpoint} '
-                    f'({loaded.format})' + (f'; not converted: {loaded.unconverted}'
-                                            if loaded.unconverted else ''))
-        if result.missing_keys:
-            logger.warning(f'{name} init_cfg {checkpoint}: missing keys {result.missing_keys}')
-        if result.unexpected_keys:
-            logger.warning(f'{name} init_cfg {checkpoint}: unexpected keys '
-                           f'{result.unexpected_keys}')
+        loaded = load_pretrained_init(self, checkpoint, prefix=prefix, name=name)
         trained_style = loaded.meta.get('style')
         if self.block is Bottleneck and trained_style not in (None, self.style):
             # same shapes either way, so nothing else would notice the stride on the wrong conv
-            logger.warning(f'{name} init_cfg {checkpoint}: these weights were trained with '
-                           f"style={trained_style!r}, this ResNet has style={self.style!r}; set "
-                           f"backbone.style={trained_style!r} and the input conventions in "
-                           'docs/model_zoo.md')
-        return list(result.missing_keys), list(result.unexpected_keys)
+            MMLogger.get_current_instance().warning(
+                f'{name} init_cfg {checkpoint}: these weights were trained with '
+                f"style={trained_style!r}, this ResNet has style={self.style!r}; set "
+                f"backbone.style={trained_style!r} and the input conventions in "
+                'docs/model_zoo.md')
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         x = self.maxpool(self.relu(self.norm1(self.conv1(x))))

@@ -1,3 +1,4 @@
+import hashlib
 import numpy as np
 import pytest
 import torch
@@ -5,7 +6,7 @@ import torchvision
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmft.models.backbones import ResNet
-from mmft.models.backbones.resnet import resolve_checkpoint_path
+from mmft.checkpoint.remote import RemoteCheckpointError
 from mmft.registry import MODELS
 
 
@@ -67,7 +68,7 @@ def test_pretrained_init_cfg_loads_torchvision_weights(tmp_path, depth):
     torch.save(ref.state_dict(), path)
     model = ResNet(depth=depth, init_cfg=dict(type='Pretrained', checkpoint=str(path)))
     model.init_weights()
-    assert model.load_pretrained(str(path)) == ([], [])  # only fc.* is left over
+    model.load_pretrained(str(path))  # only fc.* is left over
     for key, value in model.state_dict().items():
         torch.testing.assert_close(value, ref.state_dict()[key])
     x = torch.randn(1, 3, 64, 64)
@@ -78,29 +79,41 @@ def test_pretrained_init_cfg_loads_torchvision_weights(tmp_path, depth):
         torch.testing.assert_close(model(x)[-1], expected)
 
 
-def test_torchvision_scheme_resolves_from_hub_cache(tmp_path, monkeypatch):
+def test_pretrained_from_the_hub_cache_loads_exactly(tmp_path, monkeypatch):
     monkeypatch.setenv('TORCH_HOME', str(tmp_path))
-    model = ResNet(depth=18, init_cfg=dict(type='Pretrained',
-                                           checkpoint='torchvision://resnet18'))
-    before = model.conv1.weight.clone()
-    model.init_weights()  # not cached: warns, keeps the default init
-    assert not torch.equal(model.conv1.weight, before) and model.is_init
-    assert resolve_checkpoint_path('open-mmlab://detectron2/resnet50_caffe') is None
-
     ref = torchvision.models.resnet18(weights=None)
     hub = tmp_path / 'hub' / 'checkpoints'
     hub.mkdir(parents=True)
-    torch.save(ref.state_dict(), hub / 'resnet18-f37072fd.pth')
-    assert resolve_checkpoint_path('torchvision://resnet18') == str(hub / 'resnet18-f37072fd.pth')
-    model = ResNet(depth=18, init_cfg=dict(type='Pretrained',
-                                           checkpoint='torchvision://resnet18'))
+    plain = hub / 'r18.pth'
+    torch.save(ref.state_dict(), plain)
+    digest = hashlib.sha256(plain.read_bytes()).hexdigest()
+    plain.rename(hub / f'resnet18-{digest[:8]}.pth')
+    # cached: no network is touched (the port is closed)
+    url = f'http://127.0.0.1:9/models/resnet18-{digest[:8]}.pth'
+    model = ResNet(depth=18, init_cfg=dict(type='Pretrained', checkpoint=url))
     model.init_weights()
     torch.testing.assert_close(model.conv1.weight, ref.conv1.weight)
 
 
+def test_pretrained_that_cannot_be_fetched_stops_the_run(tmp_path, monkeypatch):
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path))
+    url = 'http://127.0.0.1:9/models/resnet18-f37072fd.pth'
+    model = ResNet(depth=18, init_cfg=dict(type='Pretrained', checkpoint=url))
+    with pytest.raises(RemoteCheckpointError, match='put it at .*resnet18-f37072fd.pth'):
+        model.init_weights()
+
+
+def test_pretrained_of_another_depth_stops_the_run(tmp_path):
+    path = tmp_path / 'r34.pth'
+    torch.save(torchvision.models.resnet34(weights=None).state_dict(), path)
+    model = ResNet(depth=18, init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    with pytest.raises(ValueError, match='ResNet-18 init_cfg .*does not fit'):
+        model.init_weights()
+
+
 def test_missing_local_checkpoint_is_an_error():
     model = ResNet(depth=18, init_cfg=dict(type='Pretrained', checkpoint='/no/such/r18.pth'))
-    with pytest.raises(FileNotFoundError, match='local path'):
+    with pytest.raises(FileNotFoundError, match='does not exist'):
         model.init_weights()
 
 
@@ -166,7 +179,7 @@ def test_init_cfg_reads_a_converted_torchvision_checkpoint(tmp_path):
     model.init_weights()
     _assert_same_features(model, ref)
     # 'backbone.' is taken off by itself; an explicit prefix does the same
-    assert model.load_pretrained(str(tmp_path / 'r18_mmft.pth'), prefix='backbone') == ([], [])
+    model.load_pretrained(str(tmp_path / 'r18_mmft.pth'), prefix='backbone')
 
 
 @pytest.mark.parametrize('prefix', ['', 'backbone.bottom_up.'],
@@ -174,7 +187,7 @@ def test_init_cfg_reads_a_converted_torchvision_checkpoint(tmp_path):
 def test_init_cfg_reads_a_detectron2_pkl(tmp_path, prefix):
     """Detectron2's naming of a torchvision backbone (its convert-torchvision-to-d2.py output),
     alone or inside a detector's ``backbone.bottom_up.``."""
-    from tests.test_finetune.test_converters.foreign_checkpoints import (detectron2_resnet,
+    from tests.test_checkpoint.test_converters.foreign_checkpoints import (detectron2_resnet,
                                                                          write_pickle)
     ref = _random_torchvision_resnet18(seed=1)
     weights = detectron2_resnet(ref.state_dict(), prefix)
@@ -185,12 +198,12 @@ def test_init_cfg_reads_a_detectron2_pkl(tmp_path, prefix):
     model = ResNet(depth=18, init_cfg=dict(type='Pretrained', checkpoint=str(path)))
     model.init_weights()
     _assert_same_features(model, ref)
-    assert model.load_pretrained(str(path)) == ([], [])
+    model.load_pretrained(str(path))
 
 
 def test_init_cfg_reads_a_caffemodel(tmp_path, monkeypatch):
     from mmengine.logging import MMLogger
-    from tests.test_finetune.test_converters.foreign_checkpoints import caffe_resnet50
+    from tests.test_checkpoint.test_converters.foreign_checkpoints import caffe_resnet50
     net, blobs = caffe_resnet50(base=8)
     path = tmp_path / 'ResNet-50-model.caffemodel'
     path.write_bytes(net.SerializeToString())
@@ -198,7 +211,7 @@ def test_init_cfg_reads_a_caffemodel(tmp_path, monkeypatch):
                init_cfg=dict(type='Pretrained', checkpoint=str(path)))
     model = ResNet(style='caffe', **cfg)
     model.init_weights()
-    assert model.load_pretrained(str(path)) == ([], [])  # fc1000 has no place: not unexpected
+    model.load_pretrained(str(path))  # fc1000 has no place: not unexpected
     mean, var, factor = blobs['bn4c_branch2a']
     torch.testing.assert_close(model.layer3[2].bn1.running_mean, torch.from_numpy(mean / factor))
     torch.testing.assert_close(model.layer3[2].bn1.running_var, torch.from_numpy(var / factor))
@@ -216,8 +229,8 @@ def test_init_cfg_reads_a_caffemodel(tmp_path, monkeypatch):
 def test_init_cfg_that_does_not_fit_is_an_error(tmp_path):
     torch.save(torchvision.models.resnet18(weights=None).state_dict(), tmp_path / 'r18.pth')
     model = ResNet(depth=50, init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'r18.pth')))
-    with pytest.raises(ValueError, match='differ in shape.*depth'):
+    with pytest.raises(ValueError, match='does not fit.*depth'):
         model.init_weights()
     torch.save({'features.0.weight': torch.zeros(1)}, tmp_path / 'vgg.pth')
-    with pytest.raises(ValueError, match='no key of'):
+    with pytest.raises(ValueError, match='120 model tensor.s. not in the file'):
         ResNet(depth=18).load_pretrained(str(tmp_path / 'vgg.pth'))

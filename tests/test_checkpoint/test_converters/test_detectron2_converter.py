@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from mmft.finetune.converters import COCO_CLASSES, convert_detectron2, load_detectron2_pkl
-from mmft.finetune.converters.detectron2 import BN_EPS
-from mmft.finetune.io import UnsafeCheckpointError, read_checkpoint
+from mmft.checkpoint.converters import COCO_CLASSES, convert_detectron2, load_detectron2_pkl
+from mmft.checkpoint.converters.detectron2 import BN_EPS
+from mmft.checkpoint import UnsafeCheckpointError, read_checkpoint
 from mmft.models.backbones.resnet import ResNet
 from mmft.models.necks.fpn import FPN
-from tests.test_finetune.test_converters.foreign_checkpoints import (
+from tests.test_checkpoint.test_converters.foreign_checkpoints import (
     caffe2_msra_r50, detectron2_resnet, write_pickle)
 
 RNG = np.random.default_rng(0)

@@ -6,11 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmft.finetune.converters import convert_caffe, read_caffemodel
-from mmft.finetune.converters.caffe import resnet_module_of
-from mmft.finetune.io import read_checkpoint
+from mmft.checkpoint.converters import convert_caffe, read_caffemodel
+from mmft.checkpoint.converters.caffe import resnet_module_of
+from mmft.checkpoint import read_checkpoint
 from mmft.models.backbones.resnet import ResNet
-from tests.test_finetune.test_converters.foreign_checkpoints import caffe_resnet50
+from tests.test_checkpoint.test_converters.foreign_checkpoints import caffe_resnet50
 
 BASE = 8  # a ResNet-50 with 8 base channels: the layout of the real one, 1/64 of its size
 
@@ -109,7 +109,7 @@ def test_vgg16_layers_get_torchvision_vgg16_names():
     """VGG-16 has no mmft backbone: its blobs get torchvision's VGG-16 names (under
     ``backbone.``), so the converted file loads into ``torchvision.models.vgg16()``."""
     import torchvision
-    from mmft.finetune.converters import CaffeLayer
+    from mmft.checkpoint.converters import CaffeLayer
     names = [f'conv{b}_{i}' for b, n in zip(range(1, 6), (2, 2, 3, 3, 3)) for i in range(1, n + 1)]
     layers = [CaffeLayer(n, 'Convolution', [np.ones((1, 1, 1, 1), np.float32), np.ones(1, np.float32)])
               for n in names]

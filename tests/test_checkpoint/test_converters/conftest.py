@@ -1,7 +1,7 @@
 """Fixtures of the converter tests: foreign checkpoints that take a while to build."""
 import pytest
 
-from tests.test_finetune.test_converters.foreign_checkpoints import detectron2_mask_rcnn_r50_fpn
+from tests.test_checkpoint.test_converters.foreign_checkpoints import detectron2_mask_rcnn_r50_fpn
 
 
 @pytest.fixture(scope='session')

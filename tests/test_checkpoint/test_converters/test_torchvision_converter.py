@@ -11,9 +11,9 @@ import torch
 import torchvision
 from torchvision.models.detection import fasterrcnn_resnet50_fpn, maskrcnn_resnet50_fpn
 
-from mmft.finetune.converters import COCO_CATEGORY_IDS, COCO_CLASSES, convert_torchvision
-from mmft.finetune.converters.torchvision import class_rows
-from mmft.finetune.io import read_checkpoint
+from mmft.checkpoint.converters import COCO_CATEGORY_IDS, COCO_CLASSES, convert_torchvision
+from mmft.checkpoint.converters.torchvision import class_rows
+from mmft.checkpoint import read_checkpoint
 from mmft.models.backbones.resnet import ResNet
 from mmft.models.necks.fpn import FPN
 

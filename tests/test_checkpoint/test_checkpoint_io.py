@@ -1,4 +1,4 @@
-"""Safe checkpoint reading and atomic writing (mmft/finetune/io.py)."""
+"""Safe checkpoint reading and atomic writing (mmft/checkpoint/)."""
 import os
 import os.path as osp
 import signal
@@ -12,7 +12,7 @@ import torch
 from mmengine.fileio import get_file_backend
 from mmengine.logging.history_buffer import HistoryBuffer
 
-from mmft.finetune.io import (AtomicLocalBackend, UnsafeCheckpointError, read_checkpoint,
+from mmft.checkpoint import (AtomicLocalBackend, UnsafeCheckpointError, read_checkpoint,
                               write_atomically)
 
 
@@ -123,7 +123,7 @@ def test_target_is_replaced_only_by_a_complete_file(tmp_path, monkeypatch):
 _SAVE_FOREVER = """
 import sys, torch
 from mmengine.runner.checkpoint import save_checkpoint
-from mmft.finetune.io import setup_checkpoint_io
+from mmft.checkpoint import setup_checkpoint_io
 setup_checkpoint_io()
 big = {'state_dict': {'w': torch.full((24, 1024, 1024), 2.0)}}
 print('saving', flush=True)

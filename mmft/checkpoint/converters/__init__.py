@@ -2,7 +2,7 @@
 
 Each converter returns a :class:`ConversionResult`: an mmft-layout state_dict,
 meta with ``source_format`` and ``classes``, and the source keys that did not
-convert. :func:`mmft.finetune.io.read_checkpoint` detects the format of a file
+convert. :func:`mmft.checkpoint.read_checkpoint` detects the format of a file
 (:func:`detect_file_format`, then :func:`detect_state_dict_format`) and converts it.
 """
 import os.path as osp

@@ -9,9 +9,9 @@ import pytest
 import torch
 import torchvision
 
-from mmft.finetune.converters import COCO_CLASSES
-from mmft.finetune.converters.caffe_proto import caffe_messages
-from mmft.finetune.io import read_checkpoint
+from mmft.checkpoint.converters import COCO_CLASSES
+from mmft.checkpoint.converters.caffe_proto import caffe_messages
+from mmft.checkpoint import read_checkpoint
 from tools.model_converters import convert as convert_tool
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))

@@ -16,12 +16,12 @@ from torchvision.models.detection import maskrcnn_resnet50_fpn
 
 from mmft.engine import FinetuneRunner
 from mmft.finetune.config import FinetuneConfig
-from mmft.finetune.converters import COCO_CATEGORY_IDS, COCO_CLASSES
-from mmft.finetune.io import read_checkpoint
+from mmft.checkpoint.converters import COCO_CATEGORY_IDS, COCO_CLASSES
+from mmft.checkpoint import read_checkpoint
 from mmft.finetune.load import load_pretrained
 from mmft.finetune.report import BUCKETS
 from mmft.registry import MODELS
-from tests.test_finetune.test_converters.foreign_checkpoints import (
+from tests.test_checkpoint.test_converters.foreign_checkpoints import (
     caffe2_msra_r50, caffe_resnet50, detectron2_resnet, write_pickle)
 from tests.tiny_runs import make_shapes_data, tiny_config
 

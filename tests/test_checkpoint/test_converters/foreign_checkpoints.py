@@ -11,7 +11,7 @@ from typing import Any, Dict, Iterator, List, Tuple
 import numpy as np
 import torch
 
-from mmft.finetune.converters.caffe_proto import caffe_messages
+from mmft.checkpoint.converters.caffe_proto import caffe_messages
 
 
 def resnet50_blocks(base: int = 64) -> Iterator[Tuple[int, int, int, int, int]]:
