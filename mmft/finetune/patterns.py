@@ -71,13 +71,19 @@ def known_presets() -> Dict[str, str]:
 
 
 def model_presets(model: nn.Module) -> Dict[str, List[str]]:
-    """The presets of ``model``: ``'class_rows'`` and its family's name -> module paths
-    of the tensors its heads declare as class rows."""
-    modules = class_row_modules(find_class_rows(model))
-    presets = {CLASS_ROWS_PRESET: modules}
-    family = getattr(model, 'finetune_preset', None)
-    if isinstance(family, str):
-        presets[family] = modules
+    """The presets of ``model`` -> module paths of the tensors its heads declare as class rows.
+
+    ``'class_rows'``: all of them; the detector's ``finetune_preset`` (``'mask_rcnn'``):
+    all of them too; a head's own ``finetune_preset`` (SSD's head on the generic
+    ``SingleStageDetector``): those under that head.
+    """
+    declared = class_row_modules(find_class_rows(model))
+    presets = {CLASS_ROWS_PRESET: declared}
+    for path, module in model.named_modules():
+        name = getattr(module, 'finetune_preset', None)
+        if isinstance(name, str):
+            inside = [m for m in declared if not path or m == path or m.startswith(path + '.')]
+            presets.setdefault(name, []).extend(m for m in inside if m not in presets[name])
     return presets
 
 

@@ -1,5 +1,6 @@
 """Detectors (registered in MODELS)."""
 from .base import BaseDetector
+from .single_stage import SingleStageDetector
 from .two_stage import FasterRCNN, MaskRCNN, TwoStageDetector
 
-__all__ = ['BaseDetector', 'TwoStageDetector', 'FasterRCNN', 'MaskRCNN']
+__all__ = ['BaseDetector', 'SingleStageDetector', 'TwoStageDetector', 'FasterRCNN', 'MaskRCNN']
