@@ -179,6 +179,41 @@ def copy_class_rows(target: Tensor, target_rows: ClassRows, source: Tensor,
     return out
 
 
+def gather_class_rows(source: Tensor, source_rows: ClassRows, target_rows: ClassRows,
+                      source_index: Sequence[int]) -> Tensor:
+    """A tensor of ``target_rows``' layout built wholly from ``source`` (converters).
+
+    Class ``c`` of the target takes source class ``source_index[c]``; the background
+    rows and the prefix rows come from the source's. Converting a foreign layout
+    (torchvision's background-first, 91 COCO ids) into MMDetection's is one call.
+
+    Raises:
+        ValueError: the layouts disagree in blocks or rows per class, or the target
+            needs a background or prefix the source lacks.
+    """
+    if source.shape[0] != source_rows.num_rows:
+        raise ValueError(f'class rows: source has {source.shape[0]} rows, '
+                         f'{source_rows.describe()} has {source_rows.num_rows}')
+    if (target_rows.groups, target_rows.per_class) != (source_rows.groups, source_rows.per_class):
+        raise ValueError(f'class rows: cannot gather {target_rows.describe()} from '
+                         f'{source_rows.describe()}')
+    if len(source_index) != target_rows.num_classes:
+        raise ValueError(f'class rows: {len(source_index)} source classes for '
+                         f'{target_rows.num_classes} target classes')
+    index = torch.empty(target_rows.num_rows, dtype=torch.long)
+    for new, old in enumerate(source_index):
+        index[target_rows.rows_of(new)] = source_rows.rows_of(old)
+    if target_rows.background is not None:
+        if source_rows.background is None:
+            raise ValueError('class rows: the target has a background row, the source none')
+        index[target_rows.background_rows()] = source_rows.background_rows()
+    if target_rows.prefix:
+        if target_rows.prefix != source_rows.prefix:
+            raise ValueError(f'class rows: prefix {source_rows.prefix} -> {target_rows.prefix}')
+        index[target_rows.prefix_rows()] = source_rows.prefix_rows()
+    return source[index].clone()
+
+
 def declare(module_name: str, rows: ClassRows, bias: bool = True) -> Dict[str, ClassRows]:
     """``{'<module>.weight': rows, '<module>.bias': rows}``: a layer's declaration."""
     names = ('weight', 'bias') if bias else ('weight',)

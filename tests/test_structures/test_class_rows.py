@@ -105,3 +105,15 @@ def test_mask_rcnn_heads_declare_their_rows():
     mask = MODELS.build(dict(type='FCNMaskHead', num_convs=1, in_channels=8, conv_out_channels=8,
                              num_classes=5))
     assert find_class_rows(mask) == declare('conv_logits', ClassRows(5))
+
+
+def test_gather_class_rows_builds_the_target_layout_from_the_source():
+    from mmft.structures.class_rows import gather_class_rows
+    # torchvision-like: background first, 3 classes -> MMDetection: 2 of them, background last
+    source = torch.arange(4.)[:, None]
+    out = gather_class_rows(source, ClassRows(3, background='first', activation='softmax'),
+                            ClassRows(2, background='last', activation='softmax'), [2, 0])
+    assert out[:, 0].tolist() == [3, 1, 0]
+    with pytest.raises(ValueError, match='the target has a background row'):
+        gather_class_rows(torch.zeros(3), ClassRows(3), ClassRows(3, background='last'),
+                          [0, 1, 2])

@@ -37,13 +37,21 @@ def convert(src: str, dst: str, source_format: str = 'auto') -> dict:
     """Convert ``src`` and write ``dst``; returns the written meta.
 
     Raises:
-        ValueError: ``src`` is already in mmft's layout (nothing to convert).
+        ValueError: ``src`` is ``dst``, is already in mmft's layout (nothing to convert)
+            or converts to no tensor at all; ``dst`` is not written then.
     """
+    if osp.exists(dst) and osp.samefile(src, dst) or osp.abspath(src) == osp.abspath(dst):
+        raise ValueError(f'SRC and DST are the same file ({src!r}); write the converted '
+                         'checkpoint elsewhere so the original is kept')
     loaded = read_checkpoint(src, source_format=source_format)
     if loaded.format not in ('torchvision', 'detectron2', 'caffe'):
         raise ValueError(f'{src!r} is already an mmft / MMDetection checkpoint (format '
                          f'{loaded.format!r}) or of an unknown layout; nothing to convert. '
                          'Name the source with --format torchvision|detectron2|caffe if it is one.')
+    if not loaded.state_dict:
+        raise ValueError(f'{src!r} ({loaded.format}) holds no tensor that converts to mmft\'s '
+                         f'layout ({len(loaded.unconverted)} source keys, none recognised, e.g. '
+                         f'{loaded.unconverted[:5]}); nothing was written to {dst!r}')
     meta = dict(loaded.meta)
     meta['converted_from'] = osp.basename(src)
     buffer = io.BytesIO()

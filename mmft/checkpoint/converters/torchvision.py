@@ -24,10 +24,11 @@ RGB input in [0, 1] normalised with ImageNet mean/std, i.e. mmft
 RoIAlign ``aligned=False, sampling_ratio=2``; RoI box coder
 ``target_stds=[0.1, 0.1, 0.2, 0.2]``; RPN coder ``target_stds=[1, 1, 1, 1]``.
 """
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
-import torch
 from torch import Tensor
+
+from mmft.structures.class_rows import ClassRows, gather_class_rows
 
 from .base import (ConversionResult, KeyRules, add_num_batches_tracked, convert_by_rules,
                    dataset_meta, to_tensor)
@@ -89,28 +90,44 @@ def is_torchvision_classification(keys: Sequence[str]) -> bool:
         any(k.startswith('layer1.0.') for k in keys)
 
 
-def class_rows(num_rows: int, kind: str) -> Tuple[List[int], Optional[Tuple[str, ...]]]:
-    """Source rows, in mmft order, of a torchvision per-class predictor.
+#: predictor kind -> (torchvision's layout, MMDetection's layout) for ``num_classes`` classes:
+#: torchvision's box regressor and mask predictor keep a background block first, whose 4
+#: rows / 1 channel are class-free prefix rows here (dropped, MMDetection has none)
+_LAYOUTS = {
+    'cls': (lambda n: ClassRows(n, background='first', activation='softmax'),
+            lambda n: ClassRows(n, background='last', activation='softmax')),
+    'reg': (lambda n: ClassRows(n, per_class=4, prefix=4), lambda n: ClassRows(n, per_class=4)),
+    'mask': (lambda n: ClassRows(n, prefix=1), lambda n: ClassRows(n)),
+}
+
+
+def convert_class_rows(tensor: Tensor, num_rows: int, kind: str
+                       ) -> Tuple[Tensor, Optional[Tuple[str, ...]]]:
+    """A torchvision per-class predictor tensor in MMDetection's row layout.
 
     Args:
+        tensor: ``cls_score`` / ``bbox_pred`` / ``mask_fcn_logits`` weight or bias.
         num_rows: rows of the classifier (``cls_score``), background included.
-        kind: ``'cls'`` (K classes then background), ``'reg'`` (4 rows per class,
-            no background) or ``'mask'`` (one channel per class, no background).
+        kind: ``'cls'``, ``'reg'`` or ``'mask'``.
 
     Returns:
-        ``(row indices into the source tensor, class names or None)``.
+        ``(tensor in mmft's layout, class names or None)``: a 91-row COCO head keeps the
+        80 used category ids in :data:`COCO_CATEGORY_IDS` order, with COCO's names.
     """
+    if kind not in _LAYOUTS:
+        raise ValueError(f'class row kind must be cls, reg or mask, got {kind!r}')
+    source_layout, target_layout = _LAYOUTS[kind]
     if num_rows == TORCHVISION_COCO_NUM_OUTPUTS:
-        class_ids, names = list(COCO_CATEGORY_IDS), tuple(COCO_CLASSES)
+        source_index, names = [i - 1 for i in COCO_CATEGORY_IDS], tuple(COCO_CLASSES)
     else:
-        class_ids, names = list(range(1, num_rows)), None
-    if kind == 'cls':
-        return class_ids + [0], names
-    if kind == 'reg':
-        return [4 * c + j for c in class_ids for j in range(4)], names
-    if kind == 'mask':
-        return class_ids, names
-    raise ValueError(f'class row kind must be cls, reg or mask, got {kind!r}')
+        source_index, names = list(range(num_rows - 1)), None
+    source_rows = source_layout(num_rows - 1)
+    if tensor.shape[0] != source_rows.num_rows:
+        raise ValueError(f'torchvision {kind} predictor has {tensor.shape[0]} rows, which does '
+                         f'not fit a classifier of {num_rows} rows; the file looks truncated')
+    out = gather_class_rows(tensor, source_rows, target_layout(len(source_index)),
+                            source_index)
+    return out, names
 
 
 def convert_detection(source: Mapping[str, Any]) -> ConversionResult:
@@ -126,12 +143,7 @@ def convert_detection(source: Mapping[str, Any]) -> ConversionResult:
         num_rows = int(source['roi_heads.mask_predictor.mask_fcn_logits.weight'].shape[0])
     for key, value in per_class.items():
         new_key, kind = CLASS_ROW_RULES[key]
-        tensor = to_tensor(value, key)
-        rows, classes = class_rows(num_rows, kind)
-        if max(rows) >= tensor.shape[0]:
-            raise ValueError(f'torchvision {key} has {tensor.shape[0]} rows, which does not fit '
-                             f'a classifier of {num_rows} rows; the file looks truncated')
-        state_dict[new_key] = tensor[torch.as_tensor(rows)].clone()
+        state_dict[new_key], classes = convert_class_rows(to_tensor(value, key), num_rows, kind)
     meta: Dict[str, Any] = {'source_format': 'torchvision', 'source_model': 'detection',
                             'style': 'pytorch', 'classes': classes,
                             'dataset_meta': dataset_meta(classes)}

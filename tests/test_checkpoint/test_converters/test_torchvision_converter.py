@@ -12,7 +12,7 @@ import torchvision
 from torchvision.models.detection import fasterrcnn_resnet50_fpn, maskrcnn_resnet50_fpn
 
 from mmft.checkpoint.converters import COCO_CATEGORY_IDS, COCO_CLASSES, convert_torchvision
-from mmft.checkpoint.converters.torchvision import class_rows
+from mmft.checkpoint.converters.torchvision import convert_class_rows
 from mmft.checkpoint import read_checkpoint
 from mmft.models.backbones.resnet import ResNet
 from mmft.models.necks.fpn import FPN
@@ -86,15 +86,20 @@ def test_detection_keys_all_convert_and_class_rows_move(tv_maskrcnn):
 
 
 def test_class_rows_fixed_numbers():
-    rows, names = class_rows(91, 'cls')
-    assert rows[:12] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13] and rows[-1] == 0
+    # each source row holds its own index, so the output shows where it came from
+    ids = lambda n: torch.arange(float(n))[:, None]  # noqa: E731
+    rows, names = convert_class_rows(ids(91), 91, 'cls')
+    assert rows[:12, 0].tolist() == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13] and rows[-1] == 0
     assert len(rows) == 81 and names[11] == 'stop sign'
-    reg, _ = class_rows(91, 'reg')
-    assert reg[:8] == [4, 5, 6, 7, 8, 9, 10, 11] and len(reg) == 320
+    reg, _ = convert_class_rows(ids(364), 91, 'reg')
+    assert reg[:8, 0].tolist() == [4, 5, 6, 7, 8, 9, 10, 11] and len(reg) == 320
     # a torchvision model fine-tuned on 3 classes (+ background first)
-    rows, names = class_rows(4, 'cls')
-    assert rows == [1, 2, 3, 0] and names is None
-    assert class_rows(4, 'reg')[0] == list(range(4, 16))
+    rows, names = convert_class_rows(ids(4), 4, 'cls')
+    assert rows[:, 0].tolist() == [1, 2, 3, 0] and names is None
+    assert convert_class_rows(ids(16), 4, 'reg')[0][:, 0].tolist() == list(range(4, 16))
+    assert convert_class_rows(ids(4), 4, 'mask')[0][:, 0].tolist() == [1, 2, 3]
+    with pytest.raises(ValueError, match='looks truncated'):
+        convert_class_rows(ids(10), 4, 'reg')
     assert list(COCO_CATEGORY_IDS[-3:]) == [88, 89, 90]
 
 
