@@ -40,7 +40,7 @@ UNCOUNTED_SUFFIXES = ('num_batches_tracked',)
 
 def module_group(key: str, head_modules: Sequence[str] = ()) -> str:
     """The report row of a key: the head that declares class rows when the key is
-    inside one (``roi_head.bbox_head``, ``bbox_head``), else its top module."""
+    inside one, else its top module."""
     for head in sorted(head_modules, key=len, reverse=True):
         if head and (key == head or key.startswith(head + '.')):
             return head
