@@ -5,8 +5,8 @@ every sample's bilinear weights once per channel; here the weights are computed 
 RoI and the gradient is the sparse product ``S @ grad``, where ``S`` (``B*H*W`` rows,
 ``K*ph*pw`` columns) holds each bin's bilinear weights divided by its sample count. The
 entries of a row keep torchvision's loop order, so every pixel's sum is taken in the same
-order: the gradient is bit-identical when the sample count is a power of two (e.g.
-``sampling_ratio=2``) and within rounding otherwise. CUDA, half precision and sampling
+order: the gradient equals torchvision's to float rounding (bit-identical on some CPUs when
+the sample count is a power of two; the sparse kernel's vector width decides). CUDA, half precision and sampling
 grids too dense to hold as a matrix use torchvision's backward.
 
 torchvision's CPU forward is serial too: with several torch threads the RoIs are split

@@ -26,9 +26,9 @@ def test_gradient_matches_torchvision(sampling_ratio, aligned):
     out, grad = _grads(roi_align, feat, ROIS, **args)
     expected_out, expected_grad = _grads(tv_roi_align, feat, ROIS, **args)
     assert torch.equal(out, expected_out)
-    if sampling_ratio == 2:  # 4 samples a bin: the same sums in the same order
-        assert torch.equal(grad, expected_grad)
-    torch.testing.assert_close(grad, expected_grad, rtol=1e-5, atol=1e-6)
+    # the same terms in the same order; the sparse kernel's vector width (CPU-dependent)
+    # may still round the last bit differently
+    torch.testing.assert_close(grad, expected_grad, rtol=1e-6, atol=1e-6)
 
 
 def test_torchvision_path_without_grad_or_rois():
