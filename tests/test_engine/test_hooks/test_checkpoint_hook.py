@@ -7,8 +7,11 @@ import os.path as osp
 
 import pytest
 import torch
+from mmengine.evaluator import BaseMetric, Evaluator
 from mmengine.hooks import Hook
-from mmengine.logging import MMLogger
+from mmengine.logging import MessageHub, MMLogger
+from mmengine.model import BaseModel
+from mmengine.runner import Runner
 
 from mmft.engine import FinetuneRunner
 from mmft.engine.checkpoints import NoCheckpointToResumeError, find_resume_checkpoint
@@ -126,6 +129,11 @@ def test_mmengines_own_hook_loses_the_only_checkpoint_in_the_gap(shapes, tmp_pat
     with pytest.raises(NoCheckpointToResumeError, match='names .*iter_2.pth, which does not '
                        'exist.*no other complete checkpoint.*delete .*last_checkpoint'):
         find_resume_checkpoint(str(tmp_path))
+    # --resume refuses too, instead of restarting at iteration 1 (from load_from, if set)
+    resumed, recorder = _run(shapes, tmp_path)
+    with pytest.raises(NoCheckpointToResumeError):
+        resumed.train()
+    assert not recorder.lrs
 
 
 def test_a_stale_or_broken_pointer_falls_back_to_the_newest_complete_checkpoint(
@@ -172,3 +180,46 @@ def test_the_config_type_name_builds_mmfts_hook():
     hook = HOOKS.build(dict(type='CheckpointHook', interval=2, by_epoch=False,
                             max_keep_ckpts=1, save_best='auto'))
     assert type(hook) is CheckpointHook and hook.interval == 2
+
+
+class _Toy(BaseModel):
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x, mode='tensor'):
+        if mode == 'loss':
+            return dict(loss=((self.weight - x) ** 2).mean())
+        return [x]
+
+
+class _IterationScore(BaseMetric):
+    """A score that improves at every validation: each one makes a new best checkpoint."""
+
+    def process(self, data_batch, data_samples):
+        self.results.append(0)
+
+    def compute_metrics(self, results):
+        return dict(score=float(MessageHub.get_current_instance().get_info('iter', 0)))
+
+
+def test_the_previous_best_checkpoint_goes_only_after_the_new_one_is_saved(tmp_path):
+    data = [dict(x=torch.ones(1))] * 4
+    loader = dict(dataset=data, sampler=dict(type='DefaultSampler', shuffle=False),
+                  batch_size=1, collate_fn=dict(type='default_collate'))
+    runner = Runner(
+        model=_Toy(), work_dir=str(tmp_path), train_dataloader=loader, val_dataloader=loader,
+        train_cfg=dict(by_epoch=False, max_iters=4, val_interval=2), val_cfg=dict(),
+        val_evaluator=Evaluator(_IterationScore()),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=2,
+                                           max_keep_ckpts=1, save_best='score',
+                                           rule='greater')),
+        default_scope='mmft', log_level='WARNING', experiment_name=f'best-{id(tmp_path)}')
+    assert type(runner.hooks[-1]) is CheckpointHook
+    with stop_at('remove', 'best_score_iter_2.pth'), pytest.raises(Killed):
+        runner.train()
+    # killed as the old best was about to go: the new best is already complete
+    names = sorted(p.name for p in tmp_path.glob('*.pth'))
+    assert names == ['best_score_iter_2.pth', 'best_score_iter_4.pth', 'iter_4.pth']
+    assert torch_load_safely(str(tmp_path / 'best_score_iter_4.pth'))['meta']['iter'] == 4
