@@ -12,6 +12,8 @@ top-level key only when all three hold:
    config file and its ``_base_`` files (a key that only ``--cfg-options`` set appears
    nowhere), so variables such as ``max_epoch = 12`` used in ``train_cfg`` pass.
 
+The names in ``default_hooks`` are checked the same way against the default hooks'
+names (``checkpont=dict(...)`` would add a second hook and leave ``checkpoint`` as it was).
 tools/train.py and tools/test.py warn about each one before the Runner is built.
 """
 import difflib
@@ -49,6 +51,9 @@ CONVENTIONAL_KEYS = (
     'optimizer_config', 'lr_config', 'checkpoint_config', 'log_config', 'runner',
     'workflow', 'dist_params', 'opencv_num_threads', 'mp_start_method')
 KNOWN_KEYS = frozenset(RUNNER_KEYS + MMFT_KEYS + CONVENTIONAL_KEYS)
+#: the hooks MMEngine's Runner fills ``default_hooks`` with, and MMDetection's visualization
+DEFAULT_HOOK_NAMES = ('runtime_info', 'timer', 'sampler_seed', 'logger', 'param_scheduler',
+                      'checkpoint', 'visualization')
 CUTOFF = 0.8
 
 
@@ -92,6 +97,16 @@ def suspicious_keys(cfg: Config, filename: Optional[str] = None) -> Dict[str, st
         if len(re.findall(rf'(?<!\w){re.escape(key)}\b', text)) > 1:
             continue  # defined and used: a variable
         found[key] = close[0]
+    hooks = cfg.get('default_hooks')
+    if isinstance(hooks, dict):
+        # a misspelt name adds a second hook (or fails for want of a type) and leaves the
+        # default one as it was
+        for name in hooks:
+            if name in DEFAULT_HOOK_NAMES:
+                continue
+            close = difflib.get_close_matches(name, DEFAULT_HOOK_NAMES, n=1, cutoff=CUTOFF)
+            if close:
+                found[f'default_hooks.{name}'] = f'default_hooks.{close[0]}'
     return found
 
 
@@ -99,7 +114,12 @@ def warn_suspicious_keys(cfg: Config, filename: Optional[str] = None) -> Dict[st
     """Log a warning for each :func:`suspicious_keys` entry; returns them."""
     found = suspicious_keys(cfg, filename)
     for key, known in found.items():
-        print_log(f"config key '{key}' is read by nothing and used nowhere else in the "
-                  f"config, so it has no effect; did you mean '{known}'? (Rename it, or "
+        if key.startswith('default_hooks.'):
+            effect = (f"it adds a hook of its own and leaves '{known}' as the defaults "
+                      'set it')
+        else:
+            effect = 'it is read by nothing and used nowhere else in the config, so it ' \
+                'has no effect'
+        print_log(f"config key '{key}': {effect}; did you mean '{known}'? (Rename it, or "
                   'remove it if it is a leftover.)', logger='current', level=logging.WARNING)
     return found

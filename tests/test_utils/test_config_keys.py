@@ -24,6 +24,13 @@ def test_a_misspelt_key_is_flagged_with_the_key_meant(tmp_path):
         'lod_from': 'load_from', 'trian_cfg': 'train_cfg', 'resum': 'resume'}
 
 
+def test_misspelt_default_hook_names_are_flagged(tmp_path):
+    path = _write(tmp_path, 'cfg.py', "default_hooks = dict(checkpont=dict(interval=2), "
+                  "logger=dict(interval=5), my_hook=dict(type='EMAHook'))\n")
+    assert suspicious_keys(Config.fromfile(path)) == {
+        'default_hooks.checkpont': 'default_hooks.checkpoint'}
+
+
 def test_keys_set_only_on_the_command_line_are_checked_too(tmp_path):
     cfg = Config.fromfile(_write(tmp_path, 'cfg.py', "model = dict(type='MaskRCNN')\n"))
     cfg.merge_from_dict({'lod_from': 'x.pth', 'default_hooks.checkpoint.interval': 2})
@@ -66,5 +73,5 @@ def test_train_and_test_warn_before_building_the_runner(tmp_path):
     finally:
         logger.removeHandler(handler)
     assert runner.cfg.lod_from == 'x.pth'  # a warning, not an error
-    assert any("config key 'lod_from' is read by nothing" in m and
+    assert any("config key 'lod_from': it is read by nothing" in m and
                "did you mean 'load_from'?" in m for m in messages)
