@@ -28,7 +28,7 @@ from typing import Any, List, Optional, Union
 from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook as MMEngineCheckpointHook
 
-from mmft.finetune.io import write_atomically
+from mmft.finetune.io import setup_checkpoint_io, write_atomically
 from mmft.registry import HOOKS
 from ..checkpoints import POINTER, remove_stale_temp_files
 
@@ -133,6 +133,9 @@ class CheckpointHook(MMEngineCheckpointHook):
                          out_dir=out_dir, save_begin=save_begin, **kwargs)
 
     def before_train(self, runner) -> None:
+        # atomic checkpoint files even when nothing called register_all_modules (a Runner
+        # built from Python that found this hook through default_scope='mmft')
+        setup_checkpoint_io()
         super().before_train(runner)
         if not is_main_process():
             return
