@@ -13,8 +13,11 @@ order. ``classes='a'`` (a one-class tuple written without its comma) is an error
 
 Bad data never stops a run and never becomes a wrong label. Parsing clips boxes partly
 outside the image and drops, per annotation, what cannot be used (zero-area or outside
-boxes, polygons with < 3 points, unknown category ids); each reason is counted in
-``self.skipped`` (reason -> count) and logged once with its count after parsing. Images
+boxes, polygons with < 3 points or NaN coordinates, RLE masks that do not decode to the
+image's size, unknown category ids); each reason is counted in ``self.skipped`` (reason ->
+count), the first annotation ids of each in ``self.skipped_ids``, and logged once with its
+count, the ann_file and those ids after parsing. No mask that pycocotools would decode into
+undefined memory gets past parsing. Images
 are read lazily: a transform that cannot read one returns None and names the reason; the
 dataset counts it and, in training, goes on with another image (MMEngine's refetch). In
 test mode that raises instead: a stand-in image would silently change the metric.
@@ -25,13 +28,14 @@ import math
 import os.path as osp
 import zlib
 from collections import Counter
-from typing import Any, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 
 from mmft.registry import DATASETS
+from mmft.structures.masks import polygon_is_finite, rle_problem
 from .transforms.base import SKIP_REASON_KEY
 
 BOX_MALFORMED = 'annotations with a malformed box (dropped)'
@@ -39,14 +43,20 @@ BOX_EMPTY = 'annotations with a zero-area box (dropped)'
 BOX_OUTSIDE = 'annotations with a box outside the image (dropped)'
 BOX_CLIPPED = 'boxes partly outside the image (clipped to it)'
 POLYGON_SHORT = 'polygons with < 3 points or an odd number of coordinates (dropped)'
+POLYGON_NOT_FINITE = 'polygons with NaN, infinite or non-numeric coordinates (dropped)'
+RLE_INVALID = ('RLE masks that are malformed or do not cover height x width pixels '
+               '(dropped)')
 MASK_INVALID = ('instances without a usable mask (mask dropped; the instance is ignored '
                 'when masks are loaded)')
 UNKNOWN_CATEGORY = 'annotations with an unknown category id (dropped)'
 OTHER_CLASS = 'annotations of classes not in metainfo.classes (left out)'
 IMAGE_NO_SIZE = 'images without a readable width/height (dropped)'
+ORPHAN_ANNOTATION = 'annotations whose image_id is not in "images" (dropped)'
 
 # counted like the others, but expected when a subset of classes is selected
 _INFO_REASONS = (OTHER_CLASS, )
+#: annotation ids kept per reason in ``skipped_ids`` (the count has them all)
+MAX_IDS_PER_REASON = 20
 
 
 def _is_local(path: str) -> bool:
@@ -117,6 +127,8 @@ class BaseDetDataset(BaseDataset):
         self.seg_map_suffix = seg_map_suffix
         self.backend_args = backend_args
         self.skipped: Counter = Counter()
+        #: reason -> the first MAX_IDS_PER_REASON annotation ids it dropped
+        self.skipped_ids: Dict[str, List[Any]] = {}
         self._reported: set = set()  # images whose load-time problem was logged already
         if kwargs.get('pipeline'):
             kwargs['pipeline'] = [in_mmft_scope(t) for t in kwargs['pipeline']]
@@ -167,14 +179,28 @@ class BaseDetDataset(BaseDataset):
         super().full_init()
         for reason, count in self.skipped.items():
             level = logging.INFO if reason in _INFO_REASONS else logging.WARNING
-            print_log(f'{type(self).__name__} {self.ann_file}: {count} {reason}',
+            ids = self.skipped_ids.get(reason)
+            which = ''
+            if ids:
+                more = ', ...' if count > len(ids) else ''
+                which = f' (annotation ids {", ".join(map(str, ids))}{more})'
+            print_log(f'{type(self).__name__} {self.ann_file}: {count} {reason}{which}',
                       logger='current', level=level)
+
+    def count_skipped(self, reason: str, ann_id: Any = None, number: int = 1) -> None:
+        """Count ``number`` dropped items under ``reason``; remember ``ann_id`` (if given)
+        for the report."""
+        self.skipped[reason] += number
+        if ann_id is not None:
+            ids = self.skipped_ids.setdefault(reason, [])
+            if len(ids) < MAX_IDS_PER_REASON and ann_id not in ids:
+                ids.append(ann_id)
 
     def filter_data(self) -> List[dict]:
         """Apply ``filter_cfg``: ``filter_empty_gt`` drops images without instances,
         ``min_size`` images whose shorter side is smaller. Nothing is filtered in test mode."""
         if self.test_mode or not self.filter_cfg:
-            return self.data_list
+            return self._check_not_empty(self.data_list)
         filter_empty = self.filter_cfg.get('filter_empty_gt', False)
         min_size = self.filter_cfg.get('min_size', 0)
         kept = [d for d in self.data_list
@@ -184,7 +210,29 @@ class BaseDetDataset(BaseDataset):
             print_log(f'{type(self).__name__}: filter_cfg={dict(self.filter_cfg)} left out '
                       f'{len(self.data_list) - len(kept)} of {len(self.data_list)} images',
                       logger='current', level=logging.INFO)
+        if not kept:
+            without = sum(self._is_empty(d) for d in self.data_list)
+            raise ValueError(
+                f'{type(self).__name__}: no image left to train on from {self.ann_file}: '
+                f'{len(self.data_list)} usable images, {without} of them without usable '
+                f'annotations, and filter_cfg={dict(self.filter_cfg)} drops '
+                f'{"those" if filter_empty else "images smaller than min_size"}. '
+                f'{self.empty_hint()}')
         return kept
+
+    def empty_hint(self) -> str:
+        """Why a parsed ann_file may have given no usable image (subclasses add more)."""
+        reasons = {r: n for r, n in self.skipped.items() if r not in _INFO_REASONS}
+        return (f'Dropped while parsing: {reasons}. ' if reasons else '') + \
+            'Check that ann_file is the right file and metainfo.classes names its classes.'
+
+    def _check_not_empty(self, data_list: List[dict]) -> List[dict]:
+        """An evaluation or training set without images is a set-up mistake: say so here,
+        not later as "need at least one array to concatenate"."""
+        if not data_list:
+            raise ValueError(f'{type(self).__name__}: {self.ann_file} lists no usable image. '
+                             f'{self.empty_hint()}')
+        return data_list
 
     def _is_empty(self, data_info: dict) -> bool:
         return not data_info['instances']
@@ -220,41 +268,50 @@ class BaseDetDataset(BaseDataset):
                                'or remove the entry') from None
         self.skipped[reason] += 1
 
-    def _clean_box(self, bbox: Any, height: int, width: int) -> Optional[List[float]]:
-        """``bbox`` ``[x1, y1, x2, y2]`` clipped to the image; None (counted) if unusable."""
+    def _clean_box(self, bbox: Any, height: int, width: int,
+                   ann_id: Any = None) -> Optional[List[float]]:
+        """``bbox`` ``[x1, y1, x2, y2]`` clipped to the image; None (counted, with
+        ``ann_id``) if unusable."""
         try:
             x1, y1, x2, y2 = (float(v) for v in bbox)
             usable = all(math.isfinite(v) for v in (x1, y1, x2, y2))
         except (TypeError, ValueError):
             usable = False
         if not usable:
-            self.skipped[BOX_MALFORMED] += 1
+            self.count_skipped(BOX_MALFORMED, ann_id)
             return None
         if x2 - x1 < 1 or y2 - y1 < 1:  # MMDetection's rule: w < 1 or h < 1
-            self.skipped[BOX_EMPTY] += 1
+            self.count_skipped(BOX_EMPTY, ann_id)
             return None
         clipped = [max(x1, 0.0), max(y1, 0.0), min(x2, float(width)), min(y2, float(height))]
         if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
-            self.skipped[BOX_OUTSIDE] += 1
+            self.count_skipped(BOX_OUTSIDE, ann_id)
             return None
         if clipped != [x1, y1, x2, y2]:
-            self.skipped[BOX_CLIPPED] += 1
+            self.count_skipped(BOX_CLIPPED, ann_id)
         return clipped
 
-    def _clean_mask(self, mask: Any, height: int, width: int) -> Tuple[Any, bool]:
-        """``(mask to keep or None, usable)``: polygons with >= 3 points, or an RLE of the
-        image's size. No mask at all (None, ``[]``) is usable: boxes-only data."""
+    def _clean_mask(self, mask: Any, height: int, width: int,
+                    ann_id: Any = None) -> Tuple[Any, bool]:
+        """``(mask to keep or None, usable)``: polygons with >= 3 points and finite
+        coordinates, or an RLE that decodes to exactly the image's pixels. No mask at all
+        (None, ``[]``) is usable: boxes-only data. Drops are counted with ``ann_id``."""
         if mask is None or (isinstance(mask, list) and not mask):
             return None, True
         if isinstance(mask, list):
-            polygons = [p for p in mask if isinstance(p, list) and len(p) >= 6
-                        and len(p) % 2 == 0 and all(isinstance(v, (int, float)) for v in p)]
-            if len(polygons) < len(mask):
-                self.skipped[POLYGON_SHORT] += len(mask) - len(polygons)
+            shaped = [p for p in mask if isinstance(p, list) and len(p) >= 6
+                      and len(p) % 2 == 0]
+            if len(shaped) < len(mask):
+                self.count_skipped(POLYGON_SHORT, ann_id, len(mask) - len(shaped))
+            polygons = [p for p in shaped if polygon_is_finite(p) and
+                        not any(isinstance(v, bool) for v in p)]
+            if len(polygons) < len(shaped):
+                self.count_skipped(POLYGON_NOT_FINITE, ann_id, len(shaped) - len(polygons))
             if polygons:
                 return polygons, True
-        elif isinstance(mask, dict) and 'counts' in mask and \
-                list(mask.get('size', ())) == [height, width]:
-            return mask, True
-        self.skipped[MASK_INVALID] += 1
+        elif isinstance(mask, dict) and 'counts' in mask:
+            if rle_problem(mask, height, width) is None:
+                return mask, True
+            self.count_skipped(RLE_INVALID, ann_id)
+        self.count_skipped(MASK_INVALID, ann_id)
         return None, False

@@ -5,16 +5,24 @@ annotations are kept with ``ignore_flag=1``; annotations with ``ignore: true`` a
 out (MMDetection's rule). Category ids are mapped to labels by *name*: label ``i`` is
 ``metainfo['classes'][i]``, whatever ids and order the json uses, and every configured
 class must be a category of the json. Categories not configured are left out (counted).
+
+Refused with the file named: invalid or truncated JSON, entries of ``images`` /
+``categories`` without ``id`` / ``file_name`` / ``name``, repeated image or annotation ids
+(annotations would land on the wrong image). Dropped and counted with their annotation ids:
+annotations whose ``image_id`` is not in ``images``, and everything
+:class:`BaseDetDataset` drops (bad boxes, polygons, RLE masks).
 """
+import logging
 import os.path as osp
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import List
 
 from mmengine.fileio import load
+from mmengine.logging import print_log
 
 from mmft.registry import DATASETS
-from .base_det_dataset import (BOX_EMPTY, IMAGE_NO_SIZE, OTHER_CLASS, UNKNOWN_CATEGORY,
-                               BaseDetDataset, class_mismatch_error)
+from .base_det_dataset import (BOX_EMPTY, IMAGE_NO_SIZE, ORPHAN_ANNOTATION, OTHER_CLASS,
+                               UNKNOWN_CATEGORY, BaseDetDataset, class_mismatch_error)
 
 COCO_CLASSES = (
     'person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus', 'train', 'truck', 'boat',
@@ -60,11 +68,18 @@ class CocoDataset(BaseDetDataset):
 
     def load_data_list(self) -> List[dict]:
         """Parse the json; map category ids to labels by class name."""
-        raw = load(self.ann_file, file_format='json', backend_args=self.backend_args)
+        try:
+            raw = load(self.ann_file, file_format='json', backend_args=self.backend_args)
+        except ValueError as exc:  # json.JSONDecodeError names neither the file nor a fix
+            raise ValueError(f'{self.ann_file} is not valid JSON ({exc}); a file cut short '
+                             'by an interrupted download or copy looks like this: fetch or '
+                             'write it again') from None
         if not isinstance(raw, dict) or not isinstance(raw.get('images'), list) or \
                 not isinstance(raw.get('categories'), list):
             raise ValueError(f'{self.ann_file} is not a COCO instances json: it needs '
                              '"images" and "categories" lists (and "annotations")')
+        self._check_entries(raw['images'], 'images', ('id', 'file_name'))
+        self._check_entries(raw['categories'], 'categories', ('id', 'name'))
         classes = self._metainfo['classes']
         names = [c['name'] for c in raw['categories']]
         missing = [c for c in classes if c not in names]
@@ -79,7 +94,13 @@ class CocoDataset(BaseDetDataset):
         self.cat_ids = [first_id[name] for name in classes]
         self._known_cat_ids = {c['id'] for c in raw['categories']}
 
-        anns = raw.get('annotations', [])
+        if 'annotations' not in raw:
+            print_log(f'{self.ann_file} has no "annotations" list: every image is '
+                      'background only', logger='current', level=logging.WARNING)
+        anns = raw.get('annotations') or []
+        if not isinstance(anns, list) or not all(isinstance(a, dict) for a in anns):
+            raise ValueError(f'"annotations" in {self.ann_file} must be a list of objects, '
+                             f'got {type(anns).__name__}')
         ann_ids = [a.get('id') for a in anns]
         if None in ann_ids:
             raise ValueError(f'{ann_ids.count(None)} annotations in {self.ann_file} have no id; '
@@ -89,9 +110,20 @@ class CocoDataset(BaseDetDataset):
             raise ValueError(f'annotation ids in {self.ann_file} are not unique '
                              f'({len(ann_ids) - len(set(ann_ids))} repeated); COCO evaluation '
                              'matches by id, so give every annotation its own id')
+        image_ids = Counter(img['id'] for img in raw['images'])
+        repeated = sorted((i for i, n in image_ids.items() if n > 1), key=str)
+        if repeated:
+            names = {i: [img['file_name'] for img in raw['images'] if img['id'] == i]
+                     for i in repeated[:5]}
+            raise ValueError(f'image ids in {self.ann_file} are not unique: {len(repeated)} '
+                             f'repeated, e.g. {names}; annotations name their image by id, '
+                             'so each image needs its own id')
         by_image = defaultdict(list)
         for ann in anns:
-            by_image[ann.get('image_id')].append(ann)
+            if ann.get('image_id') in image_ids:
+                by_image[ann['image_id']].append(ann)
+            else:
+                self.count_skipped(ORPHAN_ANNOTATION, ann['id'])
 
         data_list = []
         for img in raw['images']:
@@ -102,6 +134,17 @@ class CocoDataset(BaseDetDataset):
             data_list.append(self.parse_data_info(
                 dict(raw_img_info=img, raw_ann_info=by_image.get(img['id'], []))))
         return data_list
+
+    def _check_entries(self, entries: list, section: str, keys: tuple) -> None:
+        """Every entry of ``section`` is an object with ``keys``, or a ValueError naming the
+        file, the entry and the missing key."""
+        for index, entry in enumerate(entries):
+            missing = [k for k in keys if not isinstance(entry, dict) or k not in entry]
+            if missing:
+                shown = repr(entry)
+                shown = shown if len(shown) <= 120 else shown[:117] + '...'
+                raise ValueError(f'{self.ann_file}: {section}[{index}] has no {missing} '
+                                 f'({shown}); every entry of "{section}" needs {list(keys)}')
 
     def parse_data_info(self, raw_data_info: dict) -> dict:
         """One image entry and its annotations -> a data_info."""
@@ -118,28 +161,29 @@ class CocoDataset(BaseDetDataset):
         for ann in raw_data_info['raw_ann_info']:
             if ann.get('ignore', False):
                 continue
+            ann_id = ann.get('id')
             category = ann.get('category_id')
             if category not in self._known_cat_ids:
-                self.skipped[UNKNOWN_CATEGORY] += 1
+                self.count_skipped(UNKNOWN_CATEGORY, ann_id)
                 continue
             if category not in self.cat2label:
-                self.skipped[OTHER_CLASS] += 1
+                self.count_skipped(OTHER_CLASS)
                 continue
             area = ann.get('area', 1)
             if isinstance(area, (int, float)) and area <= 0:
-                self.skipped[BOX_EMPTY] += 1
+                self.count_skipped(BOX_EMPTY, ann_id)
                 continue
             try:
                 x, y, w, h = ann['bbox']
                 box = [x, y, x + w, y + h]
             except (KeyError, TypeError, ValueError):
                 box = None  # counted as malformed below
-            box = self._clean_box(box, height, width)
+            box = self._clean_box(box, height, width, ann_id)
             if box is None:
                 continue
             # an unusable mask is dropped, not the box: LoadAnnotations(with_mask=True)
             # ignores such an instance, box-only training keeps it (MMDetection's rule)
-            mask, _ = self._clean_mask(ann.get('segmentation'), height, width)
+            mask, _ = self._clean_mask(ann.get('segmentation'), height, width, ann_id)
             instance = dict(bbox=box, bbox_label=self.cat2label[category],
                             ignore_flag=int(bool(ann.get('iscrowd', 0))))
             if mask is not None:

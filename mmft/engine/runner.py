@@ -23,9 +23,7 @@ What it adds, in the order a run meets it:
    checkpoint when there is one, else fine-tune from ``load_from``.
 """
 import copy
-import glob
 import os.path as osp
-import re
 from functools import cached_property
 from typing import Any, Dict, List, Optional, Tuple, Union
 
@@ -47,6 +45,7 @@ from mmft.finetune.optim_groups import park_frozen, unpark
 from mmft.finetune.patterns import check_patterns_match
 from mmft.finetune.report import LoadReport
 from mmft.registry import RUNNERS
+from .checkpoints import find_resume_checkpoint
 
 #: checkpoint meta key: indices of the finetune.unfreeze stages applied, in order
 UNFROZEN_STAGES = 'finetune_unfrozen_stages'
@@ -157,7 +156,12 @@ class FinetuneRunner(Runner):
     def load_or_resume(self) -> None:
         """``resume='auto'``: the latest checkpoint of this work_dir if any, else
         ``load_from``. ``resume=True`` with ``load_from``: resume from that file.
-        ``resume=True`` without: the latest checkpoint (MMEngine's behaviour)."""
+        ``resume=True`` without: the latest checkpoint (MMEngine's behaviour).
+
+        "Latest" follows :func:`~mmft.engine.checkpoints.find_resume_checkpoint`: a stale
+        ``last_checkpoint`` falls back to the newest complete checkpoint with a warning; a
+        ``last_checkpoint`` with no complete checkpoint left stops the run instead of
+        quietly fine-tuning from ``load_from`` again."""
         if self._has_loaded:
             return
         if self._resume == 'auto' or (self._resume and self._load_from is None):
@@ -256,22 +260,8 @@ def _optimizers(wrapper) -> List[Optimizer]:
 
 
 def latest_checkpoint(work_dir: str) -> Optional[str]:
-    """The checkpoint to resume from: what ``last_checkpoint`` names, else the newest
-    ``iter_*.pth`` / ``epoch_*.pth``.
-
-    Checkpoint files are written atomically, but MMEngine's CheckpointHook writes the
-    ``last_checkpoint`` pointer with a plain ``open``: a run killed at that moment leaves
-    it empty, or naming the previous checkpoint.
-    """
-    pointer = osp.join(work_dir, 'last_checkpoint')
-    if osp.isfile(pointer):
-        with open(pointer) as f:
-            named = f.read().strip()
-        if named and osp.isfile(named):
-            return named
-    found = []
-    for path in glob.glob(osp.join(work_dir, '*.pth')):
-        match = re.fullmatch(r'(iter|epoch)_(\d+)\.pth', osp.basename(path))
-        if match:
-            found.append((osp.getmtime(path), int(match[2]), path))
-    return max(found)[2] if found else None
+    """The checkpoint to resume from: what ``last_checkpoint`` names, else (with a
+    warning) the newest complete ``iter_*.pth`` / ``epoch_*.pth``; see
+    :func:`mmft.engine.checkpoints.find_resume_checkpoint` (which raises when
+    ``last_checkpoint`` exists but no complete checkpoint is left)."""
+    return find_resume_checkpoint(work_dir)

@@ -17,7 +17,7 @@ Conventions:
   mmcv's ``imrescale``, ``(long_edge, short_edge)`` bounds for ``rescale``.
 """
 from abc import ABCMeta, abstractmethod
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -469,3 +469,74 @@ def _clip_polygon(points: np.ndarray, width: float, height: float) -> Optional[n
 def _polygon_area(points: np.ndarray) -> float:
     x, y = points[:, 0], points[:, 1]
     return float(abs(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))) / 2)
+
+
+def rle_string_counts(counts: Union[str, bytes]) -> Optional[np.ndarray]:
+    """The run lengths that a compressed COCO RLE string encodes, or None if it is no
+    such string.
+
+    The format (pycocotools' ``rleToString``): each count is written in 5-bit groups,
+    least significant first, as characters ``48 + group`` with bit 0x20 set on every
+    group but the last; bit 0x10 of the last group is the sign. From the fourth count on,
+    the value stored is the difference to the count two places earlier.
+    """
+    data = counts.encode('ascii', 'replace') if isinstance(counts, str) else bytes(counts)
+    if not data:
+        return np.zeros(0, np.int64)
+    chars = np.frombuffer(data, np.uint8).astype(np.int64) - 48
+    if chars.min() < 0 or chars.max() > 63:
+        return None
+    last = (chars & 0x20) == 0  # the last group of each count
+    if not last[-1]:
+        return None  # cut off inside a count
+    starts = np.flatnonzero(np.concatenate([[True], last[:-1]]))
+    group = np.cumsum(np.concatenate([[0], last[:-1]]))
+    position = np.arange(len(chars)) - starts[group]
+    if position.max() > 11:  # more than 60 bits: no real image has such a run
+        return None
+    values = np.add.reduceat((chars & 0x1f) << (5 * position), starts)
+    bits = 5 * (position[last] + 1)
+    negative = (chars[last] & 0x10) != 0
+    values[negative] -= np.left_shift(1, bits[negative])
+    out = values.copy()
+    out[1::2] = np.cumsum(values[1::2])  # from index 3 on: difference to index i - 2
+    out[2::2] = np.cumsum(values[2::2])
+    return out
+
+
+def rle_problem(rle: Any, height: int, width: int) -> Optional[str]:
+    """What makes ``rle`` unusable as the mask of a ``height x width`` image, or None.
+
+    pycocotools decodes whatever it is given: counts that sum to less than
+    ``height * width`` leave the rest of the mask uninitialised memory (any value, different
+    on every run), so every RLE is checked before it is decoded.
+    """
+    if not isinstance(rle, dict) or 'counts' not in rle or 'size' not in rle:
+        return 'not an RLE dict with "counts" and "size"'
+    size = rle['size']
+    if not isinstance(size, (list, tuple)) or list(size) != [height, width]:
+        return f'its size {size!r} is not the image\'s [{height}, {width}]'
+    counts = rle['counts']
+    if isinstance(counts, (str, bytes)):
+        runs = rle_string_counts(counts)
+        if runs is None:
+            return 'its counts string is not a compressed COCO RLE'
+    elif isinstance(counts, (list, tuple)) and all(
+            isinstance(c, (int, np.integer)) and not isinstance(c, bool) for c in counts):
+        runs = np.asarray(counts, dtype=np.int64)
+    else:
+        return 'its counts are neither a compressed string nor a list of ints'
+    if len(runs) and runs.min() < 0:
+        return 'it has negative run lengths'
+    if int(runs.sum()) != height * width:
+        return f'its run lengths cover {int(runs.sum())} pixels, not {height} x {width}'
+    return None
+
+
+def polygon_is_finite(polygon: Sequence[Any]) -> bool:
+    """Whether every coordinate of a flat polygon is a finite number (no NaN, no inf)."""
+    try:
+        values = np.asarray(polygon, dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
+    return values.ndim == 1 and bool(np.isfinite(values).all())

@@ -119,10 +119,15 @@ def _slurm_env_to_torch_env() -> None:
 
 def build_runner(cfg: Config):
     """The Runner for a config: ``runner_type`` if the config names one,
-    else mmft's FinetuneRunner (load report, class transfer, freezing)."""
+    else mmft's FinetuneRunner (load report, class transfer, freezing).
+
+    Warns first about top-level keys that look like typos of known ones
+    (:mod:`mmft.utils.config_keys`)."""
     from mmengine.registry import RUNNERS
 
     from mmft.registry import helpful_unknown_type
+    from mmft.utils.config_keys import warn_suspicious_keys
+    warn_suspicious_keys(cfg)
     with helpful_unknown_type():
         if 'runner_type' in cfg:
             return RUNNERS.build(cfg)

@@ -18,7 +18,7 @@ SCHEDULE_ITERS = 50  # the lr schedule spans this many iterations in every run b
 def _train(config: str, work_dir: str, *extra: str, wait: bool = True):
     cmd = [sys.executable, osp.join(REPO_ROOT, 'tools/train.py'), config,
            '--work-dir', work_dir, *extra]
-    env = dict(os.environ, OMP_NUM_THREADS='1')
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=REPO_ROOT)
     if not wait:
         return subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
@@ -80,3 +80,33 @@ def test_a_broken_last_checkpoint_pointer_falls_back_to_the_newest_file(tmp_path
     (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_10.pth'))
     assert latest_checkpoint(str(tmp_path)) == str(tmp_path / 'iter_10.pth')
     assert latest_checkpoint(str(tmp_path / 'empty')) is None
+
+
+def test_sigkill_between_writing_the_new_checkpoint_and_deleting_the_old(tmp_path):
+    """A real SIGKILL at the moment MMEngine's own hook has no checkpoint on disk."""
+    shapes = make_shapes_data(str(tmp_path / 'data'), num_train=4, num_val=2)
+    config = str(tmp_path / 'tiny.py')
+    tiny_config(shapes['source'], str(tmp_path / 'unused'), max_iters=SCHEDULE_ITERS,
+                checkpoint_interval=2, model=dict(
+                    backbone=dict(base_channels=16), neck=dict(in_channels=[16, 32, 64, 128])),
+                default_hooks=dict(checkpoint=dict(max_keep_ckpts=1))).dump(config)
+    work_dir = str(tmp_path / 'killed')
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=REPO_ROOT)
+    for event, name in (('write', 'iter_4.pth'), ('remove', 'iter_2.pth')):
+        killed = subprocess.run(
+            [sys.executable, osp.join(REPO_ROOT, 'tests/kill_during_save.py'), event, name,
+             osp.join(REPO_ROOT, 'tools/train.py'), config, '--work-dir', work_dir,
+             '--resume'], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+        assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    # the second run removed the first one's half-written temporary file when it started
+    files = sorted(f for f in os.listdir(work_dir) if osp.isfile(osp.join(work_dir, f)))
+    assert files == ['iter_2.pth', 'iter_4.pth', 'last_checkpoint', 'tiny.py']
+    assert latest_checkpoint(work_dir) == osp.join(work_dir, 'iter_4.pth')
+
+    _train(config, work_dir, '--resume', '--cfg-options', 'train_cfg.max_iters=6')
+    resumed = _logged(work_dir)
+    assert sorted(resumed) == [5, 6]
+    for it, lr in resumed.items():  # LinearLR: 0.1 x 0.01 at step 0 to 0.01 at step end - 1
+        assert lr == pytest.approx(0.01 * (0.1 + 0.9 * (it - 1) / (SCHEDULE_ITERS - 1)),
+                                   rel=1e-6)
+    assert sorted(f for f in os.listdir(work_dir) if f.endswith('.pth')) == ['iter_6.pth']

@@ -17,7 +17,8 @@ from PIL import Image, ImageOps
 from pycocotools import mask as mask_utils
 
 from mmft.registry import TRANSFORMS
-from mmft.structures.masks import BitmapMasks, PolygonMasks, polygons_to_bitmap
+from mmft.structures.masks import (BitmapMasks, PolygonMasks, polygon_is_finite,
+                                   polygons_to_bitmap, rle_problem)
 from .base import BaseTransform, skip_sample
 
 IMAGE_MISSING = 'image files missing (sample skipped)'
@@ -182,8 +183,9 @@ class LoadAnnotations(BaseTransform):
     def _convert(self, mask, h: int, w: int, img_path: Optional[str]):
         """A bitmap (poly2mask) or a list of polygon parts; None when unusable."""
         if isinstance(mask, list):
+            # datasets drop such parts while parsing; data_infos built elsewhere may not
             parts = [np.asarray(p, dtype=np.float64) for p in mask
-                     if len(p) >= 6 and len(p) % 2 == 0]
+                     if len(p) >= 6 and len(p) % 2 == 0 and polygon_is_finite(p)]
             if not parts:
                 return None
             return polygons_to_bitmap(parts, h, w) if self.poly2mask else parts
@@ -191,6 +193,11 @@ class LoadAnnotations(BaseTransform):
             if not self.poly2mask:
                 raise ValueError(f'{img_path} has an RLE mask, which PolygonMasks cannot hold; '
                                  'use LoadAnnotations(poly2mask=True)')
+            problem = rle_problem(mask, h, w)
+            if problem is not None:  # pycocotools would fill the rest with whatever memory holds
+                print_log(f'LoadAnnotations: an RLE mask of {img_path} is unusable ({problem}); '
+                          'its instance is ignored', logger='current', level=logging.WARNING)
+                return None
             rle = mask_utils.frPyObjects(mask, h, w) if isinstance(mask['counts'], list) \
                 else mask
             return mask_utils.decode(rle).astype(np.uint8)
