@@ -26,7 +26,7 @@ from mmengine.logging import print_log
 POINTER = 'last_checkpoint'
 #: the names CheckpointHook gives by default
 CHECKPOINT_NAME = re.compile(r'(iter|epoch)_(\d+)\.pth')
-#: what mmft.finetune.io.write_atomically leaves behind when killed: tempfile.mkstemp's
+#: what mmft.checkpoint.write_atomically leaves behind when killed: tempfile.mkstemp's
 #: ``.<target name>.<8 random characters>.tmp``
 TEMP_NAME = re.compile(r'\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp')
 _ZIP_MAGIC = b'PK\x03\x04'

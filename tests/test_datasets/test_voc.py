@@ -96,3 +96,13 @@ def test_one_pixel_boxes_stay_and_a_class_absent_from_a_split_is_allowed(tmp_pat
     # xmin == xmax is one pixel wide under VOC's inclusive corners; xmin=1 becomes 0, unclipped
     assert dataset.get_data_info(0)['instances'] == [
         dict(bbox=[0.0, 3.0, 0.0, 8.0], bbox_label=0, ignore_flag=0)]
+
+
+def test_inverted_box_is_dropped_and_counted(tmp_path):
+    root = make_voc(tmp_path, 2007, {'000001': voc_xml([('car', 0, (9, 4, 1, 9)),
+                                                        ('car', 0, (3, 3, 9, 9))])})
+    dataset = DATASETS.build(dict(
+        type='VOCDataset', data_root=root, ann_file='VOC2007/ImageSets/Main/trainval.txt',
+        data_prefix=dict(sub_data_root='VOC2007/'), metainfo=dict(classes=('car',))))
+    assert [i['bbox'] for i in dataset.get_data_info(0)['instances']] == [[2.0, 2.0, 8.0, 8.0]]
+    assert sum(dataset.skipped.values()) == 1

@@ -28,7 +28,7 @@ from typing import Any, List, Optional, Union
 from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook as MMEngineCheckpointHook
 
-from mmft.finetune.io import setup_checkpoint_io, write_atomically
+from mmft.checkpoint import setup_checkpoint_io, write_atomically
 from mmft.registry import HOOKS
 from ..checkpoints import POINTER, remove_stale_temp_files
 

@@ -16,7 +16,7 @@ from mmengine.runner import Runner
 from mmft.engine import FinetuneRunner
 from mmft.engine.checkpoints import NoCheckpointToResumeError, find_resume_checkpoint
 from mmft.engine.hooks import CheckpointHook
-from mmft.finetune.io import torch_load_safely
+from mmft.checkpoint import torch_load_safely
 from mmft.registry import HOOKS
 from tests.kill_during_save import Killed, stop_at
 from tests.tiny_runs import make_shapes_data, tiny_config
