@@ -1,7 +1,7 @@
 """Name patterns: wildcards, module paths, regexes, presets, and typos caught."""
 import pytest
 
-from mmft.finetune.patterns import EXCLUDE_PRESETS, expand_presets, select
+from mmft.finetune.patterns import expand_presets, select
 
 NAMES = ['backbone.conv1.weight', 'backbone.layer1.0.conv1.weight', 'backbone.layer10.weight',
          'roi_head.bbox_head.fc_cls.weight', 'roi_head.bbox_head.fc_cls.bias',
@@ -18,7 +18,10 @@ def test_wildcard_module_path_and_regex():
 def test_presets_expand_to_the_class_dependent_layers():
     assert select(NAMES, ['mask_rcnn']) == NAMES[3:]
     assert select(NAMES, 'faster_rcnn') == NAMES[3:6]
-    assert expand_presets(['retinanet', '*x*']) == [*EXCLUDE_PRESETS['retinanet'], '*x*']
+    assert expand_presets(['retinanet', '*x*']) == ['bbox_head.retina_cls', '*x*']
+    assert expand_presets('mask_rcnn') == ['roi_head.bbox_head.fc_cls',
+                                           'roi_head.bbox_head.fc_reg',
+                                           'roi_head.mask_head.conv_logits']
 
 
 def test_a_pattern_that_matches_nothing_names_the_closest_modules():
