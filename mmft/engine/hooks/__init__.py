@@ -1,5 +1,6 @@
 """Hooks that plug mmft into MMEngine's Runner; importing this package registers them."""
+from .schedule_check_hook import ScheduleCheckHook
 from .unfreeze_hook import GradualUnfreezeHook
 from .visualization_hook import DetVisualizationHook
 
-__all__ = ['DetVisualizationHook', 'GradualUnfreezeHook']
+__all__ = ['DetVisualizationHook', 'GradualUnfreezeHook', 'ScheduleCheckHook']
