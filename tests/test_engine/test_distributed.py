@@ -145,6 +145,7 @@ def trained(setup):
     return work_dir, probes(work_dir, 2), log
 
 
+@pytest.mark.slow
 def test_ranks_read_different_samples(trained):
     _, (r0, r1), _ = trained
     assert [it['iter'] for it in r0['iters']] == list(range(ITERS))
@@ -156,6 +157,7 @@ def test_ranks_read_different_samples(trained):
     assert sorted(seen) == list(range(1, 9))  # COCO ids start at 1
 
 
+@pytest.mark.slow
 def test_parameters_identical_across_ranks_after_every_step(trained):
     _, (r0, r1), _ = trained
     for it0, it1 in zip(r0['iters'], r1['iters']):
@@ -166,6 +168,7 @@ def test_parameters_identical_across_ranks_after_every_step(trained):
     assert len(set(layer4[UNFREEZE_AT - 1:])) == ITERS - UNFREEZE_AT + 1
 
 
+@pytest.mark.slow
 def test_frozen_parameters_stay_frozen_under_ddp(trained):
     _, (r0, r1), _ = trained
     for r in (r0, r1):
@@ -213,6 +216,7 @@ def test_every_trainable_parameter_gets_a_gradient_without_positives(setup):
     assert [n for n, p in model.named_parameters() if p.grad is None] == []
 
 
+@pytest.mark.slow
 def test_load_report_and_freezing_identical_on_every_rank(trained):
     work_dir, (r0, r1), _ = trained
     assert r0['load_report'] and r0['load_report'] == r1['load_report']
@@ -224,6 +228,7 @@ def test_load_report_and_freezing_identical_on_every_rank(trained):
         assert f.read() == r0['load_report']
 
 
+@pytest.mark.slow
 def test_auto_scale_lr_uses_world_size_times_batch(trained):
     _, (r0, r1), _ = trained
     scaled = LR * (2 * BATCH) / BATCH  # total batch: 2 ranks x BATCH; base_batch_size BATCH
@@ -268,6 +273,7 @@ def one_rank(setup, trained):
     return checkpoint, evaluation(work_dir, 1)
 
 
+@pytest.mark.slow
 def test_one_rank_evaluation_is_not_trivial(one_rank):
     (metrics,), preds = one_rank[1]
     assert metrics['coco/bbox_mAP'] > 0 and 'coco/segm_mAP' in metrics
@@ -275,6 +281,7 @@ def test_one_rank_evaluation_is_not_trivial(one_rank):
     assert all(len(p['pred_instances']['scores']) for p in preds)
 
 
+@pytest.mark.slow
 def test_evaluation_on_two_ranks_equals_one_rank(setup, one_rank):
     root, config = setup
     checkpoint, expected = one_rank
@@ -303,6 +310,7 @@ exit $status
 '''
 
 
+@pytest.mark.slow
 def test_slurm_evaluation_on_two_tasks_equals_one_rank(setup, one_rank, tmp_path):
     root, config = setup
     checkpoint, expected = one_rank

@@ -201,6 +201,7 @@ def _mask_iou(a, b):
     return float((a & b).sum()) / max(float((a | b).sum()), 1.)
 
 
+@pytest.mark.slow
 def test_faster_rcnn_overfits_a_tiny_batch():
     model, data, history = _overfit('faster_rcnn_r50_fpn')
     assert np.mean(history[-5:]) < 0.3 * history[0]
@@ -212,6 +213,7 @@ def test_faster_rcnn_overfits_a_tiny_batch():
         assert None not in found, (found, pred.pred_instances)
 
 
+@pytest.mark.slow
 def test_mask_rcnn_overfits_a_tiny_batch(trained_mask_rcnn):
     model, data, history = trained_mask_rcnn
     assert np.mean(history[-5:]) < 0.3 * history[0]
@@ -225,6 +227,7 @@ def test_mask_rcnn_overfits_a_tiny_batch(trained_mask_rcnn):
     assert all(_mask_iou(pred.masks[i], gt_masks[g]) > 0.7 for g, i in enumerate(found))
 
 
+@pytest.mark.slow
 def test_predict_rescale_maps_boxes_and_masks_to_the_original_image(trained_mask_rcnn):
     model, data, _ = trained_mask_rcnn
     batch = model.data_preprocessor(copy.deepcopy(data))
