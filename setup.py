@@ -1,4 +1,7 @@
-"""Install mmft: ``pip install -e .[tests]``."""
+"""Install mmft: ``pip install -e .``, ``.[cityscapes]`` or ``.[tests]`` (all extras).
+
+``make test`` and ``make demo`` run ``pip install -e .[tests]`` into a virtualenv (Makefile).
+"""
 import os.path as osp
 
 from setuptools import find_packages, setup
@@ -30,6 +33,10 @@ setup(
     packages=find_packages(include=['mmft', 'mmft.*']),
     python_requires='>=3.9',
     install_requires=read_requirements('runtime'),
-    extras_require={'tests': read_requirements('tests')},
+    extras_require={
+        'cityscapes': read_requirements('cityscapes'),
+        # the suite tests every optional part: a missing extra fails it, it never skips
+        'tests': read_requirements('tests') + read_requirements('cityscapes'),
+    },
     license='Apache-2.0',
 )

@@ -6,9 +6,11 @@ second. ``locations`` lets a build import the module that registers a type, so
 ``MODELS.build(dict(type='MaskRCNN', ...))`` works without importing
 ``mmft.models`` by hand.
 
-An unknown ``type`` raises :class:`UnknownTypeError`, naming the registry and
-the closest registered names (MMEngine alone names neither the alternatives
-nor a likely typo).
+An unknown ``type`` raises :class:`UnknownTypeError`: for an MMDetection type that mmft
+does not implement it says so and lists mmft's types of that kind; otherwise it names the
+registry and the closest registered names (MMEngine alone names neither the alternatives
+nor a likely typo). A config left in MMDetection's scope is told to set
+``default_scope='mmft'`` first.
 """
 import difflib
 import re
@@ -37,6 +39,8 @@ from mmengine.registry import VISUALIZERS as MMENGINE_VISUALIZERS
 from mmengine.registry import \
     WEIGHT_INITIALIZERS as MMENGINE_WEIGHT_INITIALIZERS
 from mmengine.registry import Registry
+
+from mmft.utils.mmdet_names import MMDET_TYPES
 
 # mmengine's message for a missing type, e.g.
 # "Foo is not in the mmft::model registry. Please check ..."
@@ -71,10 +75,19 @@ def _find_registry(scope: Optional[str], name: str) -> Optional[Registry]:
     return None
 
 
+def _current_scope() -> Optional[str]:
+    from mmengine.registry import DefaultScope
+    current = DefaultScope.get_current_instance()
+    return None if current is None else current.scope_name
+
+
 def explain_unknown_type(exc: BaseException) -> Optional[UnknownTypeError]:
     """Turn MMEngine's "X is not in the registry" error into a helpful one.
 
-    Returns None when ``exc`` is not such an error.
+    In order: a config still in MMDetection's scope (``default_scope='mmdet'``) is told so
+    in the first line; a type that MMDetection 3.3 has and mmft does not implement is named
+    as such, with mmft's own types of that kind; anything else gets the closest registered
+    names (a typo). Returns None when ``exc`` is not such an error.
     """
     if isinstance(exc, UnknownTypeError):
         return exc
@@ -84,16 +97,29 @@ def explain_unknown_type(exc: BaseException) -> Optional[UnknownTypeError]:
     wanted, scope, name = match['type'], match['scope'], match['name']
     registry = _find_registry(scope, name)
     names = _registered_names(registry) if registry is not None else []
+    where = f'{scope}::{name}' if scope else name
+    lines = []
+    if 'mmdet' in (_current_scope(), scope):
+        lines.append("default_scope='mmdet' (an MMDetection config used as it is): set "
+                     "default_scope='mmft' in the config (or --cfg-options "
+                     "default_scope=mmft); mmft registers its types under scope 'mmft'.")
+    bare = wanted.split('.', 1)[1] if wanted.startswith('mmdet.') else wanted
+    mmft_registry = _find_registry('mmft', name)
+    if bare in MMDET_TYPES.get(name, ()) and (mmft_registry is None
+                                              or bare not in mmft_registry.module_dict):
+        own = sorted(mmft_registry.module_dict) if mmft_registry is not None else []
+        lines.append(f'`{bare}` is an MMDetection {name} that mmft does not implement; '
+                     f"mmft's {name}s: {own}.")
+        return UnknownTypeError('\n'.join(lines))
     close = difflib.get_close_matches(wanted, names, n=5, cutoff=0.5)
     if not close:  # case slips ('maskrcnn') are common and score low
         close = [n for n in names if n.lower() == wanted.lower()]
-    where = f'{scope}::{name}' if scope else name
     hint = (f'closest registered names: {close}' if close else
             f'registered names: {names[:40]}{" ..." if len(names) > 40 else ""}')
-    return UnknownTypeError(
-        f"type '{wanted}' is not in the {where} registry; {hint}. Fix the "
-        "`type` in the config, or make sure the module that registers it is "
-        "imported (custom_imports) and the config sets default_scope='mmft'.")
+    lines.append(f"type '{wanted}' is not in the {where} registry; {hint}. Fix the "
+                 "`type` in the config, or make sure the module that registers it is "
+                 "imported (custom_imports) and the config sets default_scope='mmft'.")
+    return UnknownTypeError('\n'.join(lines))
 
 
 @contextmanager

@@ -15,7 +15,10 @@ model = dict(
     # the whole detector comes from load_from; no ImageNet backbone init
     backbone=dict(init_cfg=None),
     roi_head=dict(
-        bbox_head=dict(num_classes=8),
+        # MMDetection's Cityscapes recipe (configs/cityscapes/, the fine-tuning guide): the
+        # 8-class box head regresses with SmoothL1Loss rather than the COCO base's L1Loss
+        bbox_head=dict(num_classes=8,
+                       loss_bbox=dict(type='SmoothL1Loss', beta=1.0, loss_weight=1.0)),
         mask_head=dict(num_classes=8)))
 
 # COCO weights. This machine cannot download; fetch this MMDetection model-zoo file elsewhere:

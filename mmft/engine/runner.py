@@ -101,9 +101,10 @@ class FinetuneRunner(Runner):
         return model.train(inner.training)
 
     def register_hooks(self, default_hooks=None, custom_hooks=None) -> None:
+        custom_hooks = list(custom_hooks or [])
         if self.finetune_cfg.unfreeze:
-            custom_hooks = list(custom_hooks or [])
             custom_hooks.append(dict(type='GradualUnfreezeHook'))
+        custom_hooks.append(dict(type='ScheduleCheckHook'))  # warns: lr schedule vs loop length
         super().register_hooks(default_hooks, custom_hooks)
 
     def build_optim_wrapper(self, optim_wrapper):

@@ -9,18 +9,10 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mmft.registry import MODELS, TRANSFORMS
 
 CLASSES = ('circle', 'square', 'triangle')
 H, W = 48, 64
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-
-def _require_parts():
-    missing = [n for n in ('MaskRCNN', ) if MODELS.get(n) is None] + \
-        [n for n in ('LoadImageFromFile', 'Resize', 'PackDetInputs') if TRANSFORMS.get(n) is None]
-    if missing:
-        pytest.skip(f'{missing} not in mmft yet')
 
 
 def _tiny_config() -> Config:
@@ -52,7 +44,6 @@ def _tiny_config() -> Config:
 
 @pytest.fixture(scope='module')
 def setup(tmp_path_factory):
-    _require_parts()
     from mmft.apis import init_detector
     tmp = tmp_path_factory.mktemp('apis')
     cfg = _tiny_config()

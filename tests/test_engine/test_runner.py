@@ -102,6 +102,7 @@ def test_unfreeze_at_iteration(shapes, source_ckpt, tmp_path, max_iters, thawed)
         assert runner.model.backbone.layer1[0].bn1.training
 
 
+@pytest.mark.slow
 def test_resume_loads_the_checkpoint_untouched(shapes, source_ckpt, tmp_path):
     # exclude would drop the class layers from a pretrained checkpoint; on resume it must not
     kwargs = dict(max_iters=3, checkpoint_interval=1, finetune=dict(exclude=['mask_rcnn']))
@@ -159,6 +160,7 @@ def test_staged_recipe_keeps_per_module_lr_when_layers_thaw(shapes, source_ckpt,
     assert id(model.backbone.layer1[0].conv1.weight) not in optimizer_param_ids(optimizer)
 
 
+@pytest.mark.slow
 def test_resume_after_an_unfreeze_stage(shapes, source_ckpt, tmp_path):
     kwargs = dict(max_iters=3, checkpoint_interval=1,
                   finetune=dict(freeze=['backbone.layer1', 'backbone.layer2'],

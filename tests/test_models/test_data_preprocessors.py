@@ -4,7 +4,7 @@ from mmengine.structures import InstanceData
 
 from mmft.models.data_preprocessors import DetDataPreprocessor
 from mmft.registry import MODELS
-from mmft.structures import DetDataSample
+from mmft.structures import BitmapMasks, DetDataSample
 
 
 def _batch(shapes, with_masks=False):
@@ -58,12 +58,11 @@ def test_bad_divisor_is_rejected():
 
 
 def test_pad_mask_pads_bitmap_masks_to_batch_shape():
-    masks_mod = pytest.importorskip('mmft.structures.masks')
     pre = DetDataPreprocessor(pad_size_divisor=16, pad_mask=True)
     data = _batch([(20, 30), (10, 12)])
     for s, img in zip(data['data_samples'], data['inputs']):
         h, w = img.shape[-2:]
-        s.gt_instances.masks = masks_mod.BitmapMasks(
+        s.gt_instances.masks = BitmapMasks(
             torch.ones(1, h, w, dtype=torch.uint8).numpy(), h, w)
     out = pre(data, training=True)
     for s in out['data_samples']:

@@ -5,11 +5,14 @@ No timing is asserted (CI machines differ); only that every figure is there and 
 import json
 import math
 
+import pytest
+
 from tools.analysis_tools import benchmark
 
 PAIRS = ('train_step', 'inference', 'mask_paste', 'data_pipeline')
 
 
+@pytest.mark.slow
 def test_tiny_run_writes_every_figure(tmp_path, capsys):
     out = tmp_path / 'bench.json'
     benchmark.main(['--size', '64', '--batch', '2', '--objects', '2', '--iters', '1',

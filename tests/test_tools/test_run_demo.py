@@ -20,6 +20,7 @@ def demo(tmp_path_factory):
     return dict(argv=argv, work=str(root / 'work'), results=run_demo.main(argv))
 
 
+@pytest.mark.slow
 def test_end_to_end_writes_tables_json_and_pngs(demo):
     work = demo['work']
     with open(osp.join(work, 'results.json')) as f:
@@ -52,6 +53,7 @@ def test_end_to_end_writes_tables_json_and_pngs(demo):
         assert drawn is not None and drawn.shape == (256, 512, 3)
 
 
+@pytest.mark.slow
 def test_rerun_uses_the_cached_pretraining_unless_forced_or_changed(demo, monkeypatch, capsys):
     trained = []
     # the first call's run folders stay; the stub only records which runs would train

@@ -39,6 +39,7 @@ def _logged(work_dir: str) -> dict:
     return lrs
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_with_the_same_iteration_and_lr(tmp_path):
     shapes = make_shapes_data(str(tmp_path / 'data'), num_train=4, num_val=2)
     config = str(tmp_path / 'tiny.py')

@@ -58,7 +58,8 @@ def _ids_from_polygons(poly_file: str, skipped: _Skipped) -> Optional[np.ndarray
         from cityscapesscripts.preparation.json2instanceImg import createInstanceImage
     except ImportError:
         skipped.append((poly_file, 'no instanceIds png, and drawing one from the polygons '
-                        'needs cityscapesscripts (pip install cityscapesscripts)'))
+                        'needs cityscapesscripts (mmft\'s cityscapes extra: '
+                        'pip install -e .[cityscapes])'))
         return None
     annotation = Annotation()
     try:

@@ -36,8 +36,9 @@ def _import_cityscapes():
         from cityscapesscripts.evaluation import evalInstanceLevelSemanticLabeling as cs_eval
         from cityscapesscripts.helpers import labels as cs_labels
     except ImportError as exc:
-        raise ImportError('CityScapesMetric needs cityscapesscripts: pip install '
-                          'cityscapesscripts (it is in requirements/tests.txt)') from exc
+        raise ImportError(f'CityScapesMetric needs the optional cityscapesscripts package '
+                          f'({exc}): install mmft\'s cityscapes extra, '
+                          f'pip install -e .[cityscapes]') from exc
     if not hasattr(cs_eval.np, 'in1d'):
         # Give the evaluation module alone a numpy that still has in1d (isin, flattened),
         # rather than patching numpy for everyone.

@@ -22,11 +22,11 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 from torch import Tensor
-from torchvision.ops import batched_nms
 
 from mmft.registry import MODELS, TASK_UTILS
 from mmft.structures import SampleList, get_box_wh
 from ..layers import ConvModule
+from ..layers.nms import batched_nms
 from ..task_modules import anchor_inside_flags
 
 
@@ -343,14 +343,10 @@ class RPNHead(BaseModule):
 
         results = InstanceData()
         if bboxes.numel() > 0:
-            nms_cfg = cfg['nms']
-            nms_type = nms_cfg.get('type', 'nms')
-            if nms_type != 'nms':
-                raise ValueError(f"RPNHead supports nms type 'nms' only, got {nms_type!r}")
-            keep = batched_nms(bboxes, scores, level_ids, nms_cfg['iou_threshold'])
-            keep = keep[:cfg['max_per_img']]
-            results.bboxes = bboxes[keep]
-            results.scores = scores[keep]
+            dets, _ = batched_nms(bboxes, scores, level_ids, cfg['nms'])
+            dets = dets[:cfg['max_per_img']]
+            results.bboxes = dets[:, :4]
+            results.scores = dets[:, 4]
         else:
             results.bboxes = bboxes.new_zeros((0, 4))
             results.scores = scores.new_zeros((0,))

@@ -21,22 +21,13 @@ from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 from torch import Tensor
 from torch.nn.modules.utils import _pair
-from torchvision.ops import batched_nms
 
 from mmft.registry import MODELS, TASK_UTILS
 from mmft.structures import clip_boxes
 from mmft.structures.class_rows import ClassRows, declare
 from ..layers import ConvModule
+from ..layers.nms import batched_nms
 from ..task_modules import SamplingResult
-
-
-def nms_iou_threshold(nms_cfg: Dict, owner: str) -> float:
-    """IoU threshold of ``dict(type='nms', iou_threshold=...)``, the only NMS mmft runs."""
-    nms_type = nms_cfg.get('type', 'nms')
-    if nms_type != 'nms' or 'iou_threshold' not in nms_cfg:
-        raise ValueError(f"{owner} supports nms=dict(type='nms', iou_threshold=...) only, "
-                         f'got {dict(nms_cfg)!r}')
-    return float(nms_cfg['iou_threshold'])
 
 
 def multiclass_nms(multi_bboxes: Tensor, multi_scores: Tensor, score_thr: float,
@@ -47,11 +38,13 @@ def multiclass_nms(multi_bboxes: Tensor, multi_scores: Tensor, score_thr: float,
         multi_bboxes: ``(N, 4 * C)`` class-specific or ``(N, 4)`` shared boxes.
         multi_scores: ``(N, C + 1)`` probabilities, background last (dropped).
         score_thr: keep (box, class) pairs scoring above this.
-        nms_cfg: ``dict(type='nms', iou_threshold=...)``.
+        nms_cfg: ``dict(type='nms', iou_threshold=...)`` or ``dict(type='soft_nms', ...)``
+            (:mod:`mmft.models.layers.nms`).
         max_num: keep at most this many (all when <= 0).
 
     Returns:
-        ``bboxes (K, 4)``, ``scores (K,)``, ``labels (K,)``, sorted by score.
+        ``bboxes (K, 4)``, ``scores (K,)`` (Soft-NMS: decayed), ``labels (K,)``, sorted by
+        score.
     """
     num_boxes, num_classes = multi_scores.size(0), multi_scores.size(1) - 1
     if multi_bboxes.size(1) > 4:
@@ -62,10 +55,10 @@ def multiclass_nms(multi_bboxes: Tensor, multi_scores: Tensor, score_thr: float,
     labels = torch.arange(num_classes, device=scores.device).expand_as(scores)
     valid = scores > score_thr
     bboxes, scores, labels = bboxes[valid], scores[valid], labels[valid]
-    keep = batched_nms(bboxes, scores, labels, nms_iou_threshold(nms_cfg, 'multiclass_nms'))
+    dets, keep = batched_nms(bboxes, scores, labels, nms_cfg)
     if max_num > 0:
-        keep = keep[:max_num]
-    return bboxes[keep], scores[keep], labels[keep]
+        dets, keep = dets[:max_num], keep[:max_num]
+    return dets[:, :4], dets[:, 4], labels[keep]
 
 
 def accuracy(pred: Tensor, target: Tensor) -> Tensor:

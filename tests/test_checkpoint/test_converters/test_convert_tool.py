@@ -48,6 +48,7 @@ def test_detectron2_pkl_keeps_coco_classes(tmp_path, capsys):
     assert loaded.state_dict['roi_head.bbox_head.fc_cls.weight'].shape == (81, 4)
 
 
+@pytest.mark.slow
 def test_caffemodel_from_the_command_line(tmp_path):
     net = caffe_messages()['NetParameter']()
     layer = net.layer.add(name='scale_conv1', type='Scale')

@@ -1,4 +1,7 @@
 """CityScapesMetric runs cityscapesscripts' official evaluation on a tiny fake gtFine tree."""
+import sys
+
+import cityscapesscripts  # noqa: F401  the cityscapes extra: missing fails, never skips
 import cv2
 import numpy as np
 import pytest
@@ -8,8 +11,6 @@ from mmengine.structures import InstanceData
 
 from mmft.registry import METRICS
 from mmft.structures import DetDataSample
-
-pytest.importorskip('cityscapesscripts')
 
 CLASSES = ('person', 'rider', 'car', 'truck', 'bus', 'train', 'motorcycle', 'bicycle')
 H, W = 64, 128
@@ -122,3 +123,15 @@ def test_errors_name_the_fix(cityscapes_tree):
     metric.dataset_meta = dict(classes=('pedestrian', ) + CLASSES[1:])
     with pytest.raises(ValueError, match="'pedestrian' is not a Cityscapes instance label"):
         metric.process({}, [s.to_dict() for s in samples(root, instances)])
+
+
+def test_missing_cityscapesscripts_names_the_extra(tmp_path, monkeypatch):
+    """Without the optional package the metric cannot be built, and says how to get it."""
+    for name in ('cityscapesscripts', 'cityscapesscripts.evaluation',
+                 'cityscapesscripts.evaluation.evalInstanceLevelSemanticLabeling',
+                 'cityscapesscripts.helpers', 'cityscapesscripts.helpers.labels'):
+        monkeypatch.setitem(sys.modules, name, None)  # `import` raises ImportError
+    with pytest.raises(ImportError, match=r"install mmft's cityscapes extra, "
+                                          r'pip install -e \.\[cityscapes\]'):
+        METRICS.build(dict(type='CityScapesMetric', outfile_prefix=str(tmp_path / 'eval'),
+                           seg_prefix=str(tmp_path)))

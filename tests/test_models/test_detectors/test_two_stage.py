@@ -201,6 +201,7 @@ def _mask_iou(a, b):
     return float((a & b).sum()) / max(float((a | b).sum()), 1.)
 
 
+@pytest.mark.slow
 def test_faster_rcnn_overfits_a_tiny_batch():
     model, data, history = _overfit('faster_rcnn_r50_fpn')
     assert np.mean(history[-5:]) < 0.3 * history[0]
@@ -212,6 +213,7 @@ def test_faster_rcnn_overfits_a_tiny_batch():
         assert None not in found, (found, pred.pred_instances)
 
 
+@pytest.mark.slow
 def test_mask_rcnn_overfits_a_tiny_batch(trained_mask_rcnn):
     model, data, history = trained_mask_rcnn
     assert np.mean(history[-5:]) < 0.3 * history[0]
@@ -225,6 +227,7 @@ def test_mask_rcnn_overfits_a_tiny_batch(trained_mask_rcnn):
     assert all(_mask_iou(pred.masks[i], gt_masks[g]) > 0.7 for g, i in enumerate(found))
 
 
+@pytest.mark.slow
 def test_predict_rescale_maps_boxes_and_masks_to_the_original_image(trained_mask_rcnn):
     model, data, _ = trained_mask_rcnn
     batch = model.data_preprocessor(copy.deepcopy(data))
@@ -299,3 +302,45 @@ def test_tensor_mode_and_properties():
 def test_rpn_num_classes_is_forced_to_one():
     model = _small_model(**{'model.rpn_head.num_classes': 3})
     assert model.rpn_head.num_classes == 1
+
+
+# -------------------------------------------------------------------- test_cfg NMS
+def test_unknown_nms_type_fails_when_the_model_is_built():
+    with pytest.raises(ValueError, match=r"test_cfg.rcnn.nms.type='matrix_nms' is not an NMS "
+                                         r"mmft runs; use one of \['nms', 'soft_nms'\]"):
+        _small_model('faster_rcnn_r50_fpn', **{'model.test_cfg.rcnn.nms.type': 'matrix_nms'})
+    with pytest.raises(ValueError, match=r'train_cfg.rpn_proposal.nms \(nms\) has unknown keys'):
+        _small_model('faster_rcnn_r50_fpn', **{'model.train_cfg.rpn_proposal.nms.sigma': 0.5})
+
+
+@pytest.mark.parametrize('stage', ['rcnn', 'rpn'])
+def test_soft_nms_in_test_cfg_keeps_what_hard_nms_drops_with_decayed_scores(stage):
+    """MMDetection's soft-NMS test_cfg: the same model keeps every box hard NMS keeps (same
+    top detection), plus overlapping ones with lower scores instead of none."""
+    iou = 0.5 if stage == 'rcnn' else 0.7
+    hard = dict(type='nms', iou_threshold=iou)
+    soft = dict(type='soft_nms', iou_threshold=iou, method='linear', min_score=0.001)
+    models = {}
+    for name, nms in (('hard', hard), ('soft', soft)):
+        torch.manual_seed(0)
+        models[name] = _small_model('faster_rcnn_r50_fpn', **{
+            f'model.test_cfg.{stage}.nms': dict(nms, _delete_=True),
+            'model.test_cfg.rcnn.score_thr': 0.0, 'model.test_cfg.rcnn.max_per_img': 1000,
+            'model.test_cfg.rpn.max_per_img': 1000}
+        ).eval()
+    torch.manual_seed(1)
+    data = _batch(_scene([(0, (10, 10, 40, 40)), (1, (30, 20, 60, 50))]))
+    with torch.no_grad():
+        if stage == 'rpn':
+            feats = {n: m.extract_feat(m.data_preprocessor(copy.deepcopy(data))['inputs'])
+                     for n, m in models.items()}
+            preds = {n: m.rpn_head.predict(feats[n], data['data_samples'])[0]
+                     for n, m in models.items()}
+        else:
+            preds = {n: m.test_step(copy.deepcopy(data))[0].pred_instances
+                     for n, m in models.items()}
+    h, s = preds['hard'], preds['soft']
+    assert len(s) > len(h) > 0
+    assert (s.scores[:-1] >= s.scores[1:]).all()
+    torch.testing.assert_close(s.bboxes[0], h.bboxes[0])
+    assert float(s.scores[0]) == pytest.approx(float(h.scores[0]))

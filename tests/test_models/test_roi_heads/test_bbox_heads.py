@@ -105,8 +105,14 @@ def test_multiclass_nms_is_per_class_thresholded_sorted_and_capped():
     assert len(multiclass_nms(boxes, scores, 0.05, NMS, max_num=1)[0]) == 1
     per_class = boxes.repeat(1, 3)  # (N, 4 * C) class-specific boxes
     assert multiclass_nms(per_class, scores, 0.05, NMS)[0].shape == (2, 4)
-    with pytest.raises(ValueError, match="type='nms'"):
-        multiclass_nms(boxes, scores, 0.05, dict(type='soft_nms', iou_threshold=0.5))
+    with pytest.raises(ValueError, match=r"nms.type='matrix_nms' is not an NMS mmft runs"):
+        multiclass_nms(boxes, scores, 0.05, dict(type='matrix_nms', iou_threshold=0.5))
+    # Soft-NMS decays box 1's class-0 score by its IoU with box 0 (9/11) instead of dropping it
+    soft = dict(type='soft_nms', iou_threshold=0.5, method='linear', min_score=0.05)
+    bboxes, det_scores, labels = multiclass_nms(boxes, scores, 0.05, soft)
+    assert det_scores.tolist() == pytest.approx([0.9, 0.8, 0.7 * (1 - 9 / 11)])
+    assert labels.tolist() == [0, 1, 0]
+    torch.testing.assert_close(bboxes, boxes[[0, 0, 1]])
 
 
 def test_predict_by_feat_decodes_clips_rescales_and_handles_empty():
