@@ -46,3 +46,7 @@ def test_detectron2_variant_sets_the_msra_conventions(repo_root):
     assert cfg.model.data_preprocessor.bgr_to_rgb is False
     assert cfg.load_from.endswith('model_final_480dd8.pkl')
     assert [h.num_classes for h in cfg.model.roi_head.bbox_head] == [8, 8, 8]
+    # Detectron2's cascade box-regression weights, exactly
+    assert cfg.model.roi_head.bbox_head[2].bbox_coder.target_stds == pytest.approx(
+        [1 / 30, 1 / 30, 1 / 15, 1 / 15])
+    assert cfg.model.roi_head.mask_head.num_classes == 8
