@@ -275,6 +275,30 @@ def test_masks_average_the_stage_heads():
         assert res.masks.dtype == torch.bool and res.masks.shape == (len(res), 64, 64)
 
 
+def test_equal_mask_heads_give_the_one_head_masks():
+    """What a Detectron2 cascade (one mask head, copied to every stage) relies on: the
+    cascade's masks are those of a single mask head on the final boxes."""
+    head = _cascade(with_mask=True).eval()
+    for t in (1, 2):
+        head.mask_head[t].load_state_dict(head.mask_head[0].state_dict())
+    x = _feats()
+    samples = [_sample(*gt) for gt in GTS]
+    rpn = [InstanceData(bboxes=p.clone()) for p in PROPOSALS]
+    metas = [s.metainfo for s in samples]
+    with torch.no_grad():
+        cascade = head.predict(x, rpn, samples)
+        dets = head.predict_bbox(x, metas, rpn, head.test_cfg)
+        rois = torch.cat([torch.cat([torch.full((len(d), 1), float(i)), d.bboxes], dim=1)
+                          for i, d in enumerate(dets)])
+        logits = head.mask_head[0](head.mask_roi_extractor[0](x, rois))
+        single = head.mask_head[0].predict_by_feat(logits.split([len(d) for d in dets]), dets,
+                                                   metas, head.test_cfg)
+    assert sum(len(r) for r in single) > 0
+    for a, b in zip(cascade, single):
+        torch.testing.assert_close(a.bboxes, b.bboxes)
+        assert torch.equal(a.masks, b.masks)
+
+
 def _refined_rois(head, x):
     """Per image the RoIs (with batch index) each stage reads at test time."""
     out = [[], [], []]
