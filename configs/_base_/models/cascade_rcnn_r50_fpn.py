@@ -1,7 +1,8 @@
-# Cascade R-CNN R50-FPN with MMDetection 3.x's values (configs/_base_/models/cascade-rcnn_r50_fpn.py),
-# so its checkpoints load key for key: Faster R-CNN's backbone, neck and RPN, then three box heads,
-# each trained on the previous one's regressed boxes at a higher IoU (0.5, 0.6, 0.7), with
-# class-agnostic regression and tighter delta stds stage by stage; test scores average the stages.
+# Cascade R-CNN R50-FPN with MMDetection 3.x's values
+# (configs/_base_/models/cascade-rcnn_r50_fpn.py), so its checkpoints load key for key:
+# Faster R-CNN's backbone, neck and RPN, then three box heads, each trained on the previous
+# one's regressed boxes at a higher IoU (0.5, 0.6, 0.7), with class-agnostic regression and
+# tighter delta stds stage by stage; test scores average the stages.
 #
 # The backbone's ImageNet weights (torchvision://resnet50) are read from the torch hub cache when
 # present; fine-tuning recipes start from a whole detector (load_from) and set init_cfg=None.

@@ -45,12 +45,14 @@ def test_every_key_converts_and_loads_strictly(cascade_weights, mmft_cascade):
 def test_values_land_in_their_stage(cascade_weights):
     sd = convert_detectron2(cascade_weights).state_dict
     for t in range(3):
-        pairs = {f'roi_head.bbox_head.{t}.shared_fcs.0.weight': f'roi_heads.box_head.{t}.fc1.weight',
-                 f'roi_head.bbox_head.{t}.shared_fcs.1.bias': f'roi_heads.box_head.{t}.fc2.bias',
-                 f'roi_head.bbox_head.{t}.fc_cls.weight': f'roi_heads.box_predictor.{t}.cls_score.weight',
-                 f'roi_head.bbox_head.{t}.fc_reg.bias': f'roi_heads.box_predictor.{t}.bbox_pred.bias',
+        box, pred = f'roi_heads.box_head.{t}.', f'roi_heads.box_predictor.{t}.'
+        pairs = {f'roi_head.bbox_head.{t}.shared_fcs.0.weight': box + 'fc1.weight',
+                 f'roi_head.bbox_head.{t}.shared_fcs.1.bias': box + 'fc2.bias',
+                 f'roi_head.bbox_head.{t}.fc_cls.weight': pred + 'cls_score.weight',
+                 f'roi_head.bbox_head.{t}.fc_reg.bias': pred + 'bbox_pred.bias',
                  # Detectron2's single mask head serves every stage
-                 f'roi_head.mask_head.{t}.conv_logits.weight': 'roi_heads.mask_head.predictor.weight',
+                 f'roi_head.mask_head.{t}.conv_logits.weight':
+                     'roi_heads.mask_head.predictor.weight',
                  f'roi_head.mask_head.{t}.convs.2.conv.bias': 'roi_heads.mask_head.mask_fcn3.bias',
                  f'roi_head.mask_head.{t}.upsample.weight': 'roi_heads.mask_head.deconv.weight'}
         for mmft_key, d2_key in pairs.items():
@@ -63,12 +65,14 @@ def test_values_land_in_their_stage(cascade_weights):
         {'roi_heads.box_predictor.cls_score.weight': np.zeros((81, 8), np.float32)}).state_dict)
 
 
+@pytest.mark.slow  # a full-size R50 file written, read and fine-tuned: ~30 s on 2 busy cores
 def test_pkl_fine_tunes_to_cityscapes_with_every_stage_transferred(cascade_weights, tmp_path):
     path = write_pickle({'model': cascade_weights, '__author__': 'test'},
                         tmp_path / 'model_final_480dd8.pkl')
     loaded = read_checkpoint(path)
     assert loaded.format == 'detectron2' and loaded.unconverted == []
-    cfg = Config.fromfile(osp.join(REPO, 'configs/finetune/cityscapes_cascade_mask_rcnn_detectron2.py'))
+    cfg = Config.fromfile(
+        osp.join(REPO, 'configs/finetune/cityscapes_cascade_mask_rcnn_detectron2.py'))
     model = MODELS.build(cfg.model)
     report = load_pretrained(model, str(path), FinetuneConfig.from_cfg(cfg.finetune),
                              new_classes=CITYSCAPES)
