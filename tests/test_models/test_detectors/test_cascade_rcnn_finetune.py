@@ -1,6 +1,7 @@
 """Cascade Mask R-CNN through the fine-tuning path on the shapes data: every stage's class
 rows move by class name, the preset and num_classes='auto' cover all stages, and a short
 run learns."""
+import os
 import os.path as osp
 
 import pytest
@@ -156,3 +157,25 @@ def test_short_shapes_run_loss_falls_and_map_is_above_zero(shapes, tmp_path):
     assert len(runner.message_hub.get_scalar('train/s2.loss_cls').data[0]) == iters
     metrics = runner.val()
     assert metrics['coco/bbox_mAP'] > 0, metrics
+
+
+def test_init_detector_and_inference_on_a_cascade_checkpoint(shapes, source_ckpt, tmp_path):
+    """The exact-mode load (test.py, init_detector) takes a Cascade Mask R-CNN checkpoint
+    whole: 'auto' heads get the checkpoint's 10 classes, every stage loads."""
+    import cv2
+    from mmft.apis import inference_detector, init_detector
+    cfg = _config(shapes['source'], str(tmp_path), SOURCE_CLASSES)
+    cfg.test_dataloader = dict(dataset=dict(pipeline=[
+        dict(type='LoadImageFromFile'),
+        dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                                              'scale_factor'))]))
+    model = init_detector(cfg, source_ckpt)
+    assert model.dataset_meta['classes'] == SOURCE_CLASSES
+    src = torch_load_safely(source_ckpt)['state_dict']
+    for key in ('roi_head.bbox_head.2.fc_cls.weight', 'roi_head.mask_head.1.conv_logits.bias'):
+        assert torch.equal(model.state_dict()[key], src[key])
+    train_dir = osp.join(shapes['source'], 'train')
+    image = cv2.imread(osp.join(train_dir, sorted(os.listdir(train_dir))[0]))
+    result = inference_detector(model, image)
+    res = result.pred_instances
+    assert res.masks.shape[1:] == image.shape[:2] and (res.labels < len(SOURCE_CLASSES)).all()
