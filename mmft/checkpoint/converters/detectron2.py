@@ -9,6 +9,14 @@ Two key namings are understood:
       ``roi_heads.box_head.fc{1,2}``, ``roi_heads.box_predictor.{cls_score,bbox_pred}``,
       ``roi_heads.mask_head.{mask_fcn1..4,deconv,predictor}``. The
       ``backbone.bottom_up.`` prefix may be missing (backbone-only files).
+      Cascade (Mask) R-CNN files (``CascadeROIHeads``) number the box heads by
+      stage, ``roi_heads.box_head.{t}.fc{1,2}`` and
+      ``roi_heads.box_predictor.{t}.{cls_score,bbox_pred}`` (``bbox_pred`` class-
+      agnostic, 4 rows), and keep ONE mask head for the final boxes; MMDetection's
+      cascade has a mask head per stage and averages their probabilities, so that
+      head is written to every ``roi_head.mask_head.{t}`` (the average of equal heads
+      is the head). Scores differ slightly from Detectron2's at test time:
+      Detectron2 averages the stages' probabilities, MMDetection (and mmft) their logits.
     * Caffe2 / Detectron1 blob names of the MSRA ImageNet backbones
       (``ImageNetPretrained/MSRA/R-50.pkl``): ``conv1_w``, ``res_conv1_bn_{s,b}``,
       ``res{N}_{j}_branch1_w``, ``res{N}_{j}_branch2{a,b,c}_w`` and ``_bn_{s,b}``.
@@ -91,6 +99,44 @@ def _detectron2_rules() -> KeyRules:
 
 #: Detectron2 naming -> mmft.
 DETECTRON2_RULES: KeyRules = _detectron2_rules()
+
+
+# ------------------------------------------------------------------ Cascade R-CNN
+def _detectron2_cascade_rules() -> KeyRules:
+    head, predictor = r'roi_heads\.box_head\.(\d+)\.', r'roi_heads\.box_predictor\.(\d+)\.'
+    return (
+        (head + r'fc1\.(weight|bias)', r'roi_head.bbox_head.\1.shared_fcs.0.\2'),
+        (head + r'fc2\.(weight|bias)', r'roi_head.bbox_head.\1.shared_fcs.1.\2'),
+        (predictor + r'cls_score\.(weight|bias)', r'roi_head.bbox_head.\1.fc_cls.\2'),
+        (predictor + r'bbox_pred\.(weight|bias)', r'roi_head.bbox_head.\1.fc_reg.\2'),
+    )
+
+
+#: Detectron2's CascadeROIHeads box heads (one per stage) -> mmft's CascadeRoIHead; the rest
+#: of a cascade file (backbone, FPN, RPN, the mask head) follows DETECTRON2_RULES.
+DETECTRON2_CASCADE_RULES: KeyRules = _detectron2_cascade_rules()
+_CASCADE_STAGE = re.compile(r'roi_heads\.box_predictor\.(\d+)\.')
+_MASK_HEAD = 'roi_head.mask_head.'
+
+
+def cascade_num_stages(keys) -> int:
+    """Stages of a Detectron2 Cascade R-CNN file (0 for any other file)."""
+    stages = [int(m.group(1)) for m in map(_CASCADE_STAGE.match, keys) if m]
+    return max(stages) + 1 if stages else 0
+
+
+def spread_mask_head(state_dict: Dict[str, torch.Tensor], num_stages: int
+                     ) -> Dict[str, torch.Tensor]:
+    """Detectron2's one cascade mask head as MMDetection's per-stage heads
+    (``roi_head.mask_head.X`` -> ``roi_head.mask_head.{t}.X`` for every stage ``t``)."""
+    out: Dict[str, torch.Tensor] = {}
+    for key, value in state_dict.items():
+        if key.startswith(_MASK_HEAD):
+            rest = key[len(_MASK_HEAD):]
+            out.update({f'{_MASK_HEAD}{t}.{rest}': value.clone() for t in range(num_stages)})
+        else:
+            out[key] = value
+    return out
 
 
 def _caffe2_rules() -> KeyRules:
@@ -200,12 +246,19 @@ def convert_detectron2(source: Mapping[str, Any]) -> ConversionResult:
         meta['naming'] = 'caffe2'
     else:
         extra = {k: weights.pop(k) for k in ('pixel_mean', 'pixel_std') if k in weights}
-        state_dict, _, unconverted = convert_by_rules(weights, DETECTRON2_RULES)
+        num_stages = cascade_num_stages(weights)
+        rules = tuple(DETECTRON2_CASCADE_RULES) + tuple(DETECTRON2_RULES) if num_stages \
+            else DETECTRON2_RULES
+        state_dict, _, unconverted = convert_by_rules(weights, rules)
+        if num_stages:
+            state_dict = spread_mask_head(state_dict, num_stages)
+            meta['cascade_stages'] = num_stages
         for name, value in extra.items():
             meta[name] = to_tensor(value, name).flatten().tolist()
         meta['naming'] = 'detectron2'
     classes: Optional[Tuple[str, ...]] = None
-    cls_weight = state_dict.get('roi_head.bbox_head.fc_cls.weight')
+    cls_weight = state_dict.get('roi_head.bbox_head.fc_cls.weight',
+                                state_dict.get('roi_head.bbox_head.0.fc_cls.weight'))
     if cls_weight is not None and cls_weight.shape[0] == len(COCO_CLASSES) + 1:
         classes = tuple(COCO_CLASSES)
     # an ImageNet backbone restores only the backbone (checkpoint_type 'auto' reads this)

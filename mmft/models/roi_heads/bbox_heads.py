@@ -301,6 +301,59 @@ class BBoxHead(BaseModule):
                                                 rcnn_test_cfg['max_per_img'])
         return InstanceData(bboxes=bboxes, scores=scores, labels=labels)
 
+    # ------------------------------------------------------------------ cascade refinement
+    def regress_by_class(self, priors: Tensor, label: Tensor, bbox_pred: Tensor,
+                         img_meta: dict) -> Tensor:
+        """Boxes ``(N, 4)``: ``priors`` moved by their deltas, clipped to ``img_shape``.
+
+        Class-specific heads use the deltas of ``label`` (``(N,)``); class-agnostic
+        heads have one set of deltas per prior and ignore ``label``.
+        """
+        box_dim = self.bbox_coder.encode_size
+        if not self.reg_class_agnostic:
+            columns = label[:, None] * box_dim + torch.arange(box_dim, device=label.device)
+            bbox_pred = bbox_pred.gather(1, columns)
+        if bbox_pred.size(1) != box_dim:
+            raise ValueError(f'{type(self).__name__}.regress_by_class got deltas of width '
+                             f'{bbox_pred.size(1)}, expected {box_dim} per prior')
+        max_shape = img_meta.get('img_shape')
+        return self.bbox_coder.decode(priors, bbox_pred,
+                                      max_shape=max_shape[:2] if max_shape else None)
+
+    def refine_bboxes(self, sampling_results: List[SamplingResult], bbox_results: dict,
+                      batch_img_metas: List[dict]) -> Optional[List[InstanceData]]:
+        """The next cascade stage's proposals: this stage's sampled RoIs, regressed.
+
+        A positive RoI is regressed with its gt's label, a negative with the
+        class it scores highest (the background column left out); RoIs that
+        are gt boxes themselves (``pos_is_gt``) are dropped, since the next
+        stage's sampler adds the gts again.
+
+        Args:
+            sampling_results: this stage's, per image.
+            bbox_results: ``rois (R, 5)``, ``cls_score (R, C + 1)``, ``bbox_pred`` and
+                ``bbox_targets`` (whose first entry holds the labels, ``(R,)``).
+            batch_img_metas: ``img_shape`` per image.
+
+        Returns:
+            Per image ``InstanceData(bboxes=...)``, or None when there are no RoIs.
+        """
+        cls_scores = bbox_results['cls_score']
+        if cls_scores.numel() == 0:
+            return None
+        labels = bbox_results['bbox_targets'][0]
+        rois, bbox_preds = bbox_results['rois'], bbox_results['bbox_pred']
+        labels = torch.where(labels == self.num_classes,
+                             cls_scores[:, :self.num_classes].argmax(dim=1), labels)
+        refined = []
+        for img_id, (res, meta) in enumerate(zip(sampling_results, batch_img_metas)):
+            inds = torch.nonzero(rois[:, 0] == img_id, as_tuple=False).squeeze(1)
+            boxes = self.regress_by_class(rois[inds, 1:], labels[inds], bbox_preds[inds], meta)
+            keep = torch.ones(len(inds), dtype=torch.bool, device=boxes.device)
+            keep[:len(res.pos_is_gt)] = res.pos_is_gt == 0  # positives come first
+            refined.append(InstanceData(bboxes=boxes[keep]))
+        return refined
+
 
 @MODELS.register_module()
 class ConvFCBBoxHead(BBoxHead):

@@ -166,3 +166,27 @@ def caffe_resnet50(base: int = 8, seed: int = 0) -> Tuple[Any, Dict[str, List[np
     layer('fc1000', 'InnerProduct', rng.standard_normal((1000, 32 * base)).astype(np.float32),
           rng.standard_normal(1000).astype(np.float32))
     return net, blobs
+
+
+def detectron2_cascade_mask_rcnn_r50_fpn(num_classes: int = 80, num_stages: int = 3,
+                                         seed: int = 0) -> Dict[str, np.ndarray]:
+    """Every parameter of Detectron2's cascade_mask_rcnn_R_50_FPN, in its naming: Mask R-CNN's
+    backbone, FPN, RPN and mask head, and per stage t ``roi_heads.box_head.{t}.fc{1,2}`` and
+    ``roi_heads.box_predictor.{t}.{cls_score, bbox_pred}`` (class-agnostic: 4 rows)."""
+    d = {k: v for k, v in detectron2_mask_rcnn_r50_fpn(num_classes, seed).items()
+         if not k.startswith(('roi_heads.box_head.', 'roi_heads.box_predictor.'))}
+    rng = np.random.default_rng(seed + 1)
+
+    def arr(*shape):
+        return rng.standard_normal(shape).astype(np.float32)
+
+    for t in range(num_stages):
+        d.update({f'roi_heads.box_head.{t}.fc1.weight': arr(1024, 256 * 49),
+                  f'roi_heads.box_head.{t}.fc1.bias': arr(1024),
+                  f'roi_heads.box_head.{t}.fc2.weight': arr(1024, 1024),
+                  f'roi_heads.box_head.{t}.fc2.bias': arr(1024),
+                  f'roi_heads.box_predictor.{t}.cls_score.weight': arr(num_classes + 1, 1024),
+                  f'roi_heads.box_predictor.{t}.cls_score.bias': arr(num_classes + 1),
+                  f'roi_heads.box_predictor.{t}.bbox_pred.weight': arr(4, 1024),
+                  f'roi_heads.box_predictor.{t}.bbox_pred.bias': arr(4)})
+    return d
