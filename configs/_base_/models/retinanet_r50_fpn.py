@@ -1,3 +1,5 @@
+# RetinaNet R50-FPN with MMDetection 3.3's values (model settings of configs/_base_/models/retinanet_r50_fpn.py),
+# so MMDetection's checkpoints load key for key.
 # model settings
 model = dict(
     type='RetinaNet',
