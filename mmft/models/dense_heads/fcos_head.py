@@ -53,6 +53,9 @@ class FCOSHead(BaseDenseHead):
         conv_cfg, norm_cfg: of the tower ConvModules (GN(32) by default).
         train_cfg, test_cfg: test_cfg as AnchorHead's (``nms_pre``, ``score_thr``, ...).
         init_cfg: Normal(0.01) convs, ``conv_cls`` bias at the focal-loss prior.
+        prior_offset: point position in its cell, in strides (mmft only: 0.5 as
+            MMDetection; 0 for torchvision's FCOS weights, whose points are the cells'
+            corners).
     """
 
     finetune_preset: ClassVar[str] = 'fcos'
@@ -85,8 +88,8 @@ class FCOSHead(BaseDenseHead):
                  test_cfg: Optional[Dict] = None,
                  init_cfg: Optional[Dict] = dict(
                      type='Normal', layer='Conv2d', std=0.01,
-                     override=dict(type='Normal', name='conv_cls', std=0.01, bias_prob=0.01))
-                 ) -> None:
+                     override=dict(type='Normal', name='conv_cls', std=0.01, bias_prob=0.01)),
+                 prior_offset: float = 0.5) -> None:
         super().__init__(init_cfg=init_cfg)
         if not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f'FCOSHead num_classes must be a positive int, got {num_classes!r}')
@@ -120,7 +123,8 @@ class FCOSHead(BaseDenseHead):
         self.loss_bbox = MODELS.build(loss_bbox)
         self.loss_centerness = MODELS.build(loss_centerness)
         self.bbox_coder = TASK_UTILS.build(bbox_coder)
-        self.prior_generator = TASK_UTILS.build(dict(type='MlvlPointGenerator', strides=strides))
+        self.prior_generator = TASK_UTILS.build(dict(type='MlvlPointGenerator', strides=strides,
+                                                     offset=prior_offset))
         self.num_base_priors = 1
         self.train_cfg = train_cfg
         self.test_cfg = test_cfg
