@@ -24,8 +24,10 @@ RGB input in [0, 1] normalised with ImageNet mean/std, i.e. mmft
 RoIAlign ``aligned=False, sampling_ratio=2``; RoI box coder
 ``target_stds=[0.1, 0.1, 0.2, 0.2]``; RPN coder ``target_stds=[1, 1, 1, 1]``.
 """
+import re
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
+import torch
 from torch import Tensor
 
 from mmft.structures.class_rows import ClassRows, gather_class_rows
@@ -161,6 +163,119 @@ def convert_classification(source: Mapping[str, Any]) -> ConversionResult:
     return ConversionResult(add_num_batches_tracked(state_dict), meta, unconverted)
 
 
+# ---------------------------------------------------------------- one-stage detectors
+# torchvision ``retinanet_resnet50_fpn`` (v1 and v2) and ``fcos_resnet50_fpn``: keys
+# ``backbone.body.*``, ``backbone.fpn.*`` (P6/P7 in ``extra_blocks.p6/p7``) and
+# ``head.{classification,regression}_head.*``. The tower convs are ``conv.{i}.0`` (+ GN
+# ``conv.{i}.1`` in v2; ``conv.{2i}`` in torchvision < 0.13) for RetinaNet and a flat
+# ``conv.{3i}`` conv + ``conv.{3i+1}`` GN for FCOS. ``cls_logits`` has ``A * K`` rows,
+# anchor-major, K = 91 COCO ids (sigmoid, no background; row 0 and the unused ids are
+# dropped) or K = N + 1 for a model fine-tuned on N classes (row 0 dropped).
+
+#: torchvision one-stage key -> mmft key (the towers and the classifier are handled apart).
+ONE_STAGE_RULES: KeyRules = (
+    (r'backbone\.body\.(conv1|bn1)\.' + _P, r'backbone.\1.\2'),
+    (r'backbone\.body\.(layer\d\.\d+\..+)', r'backbone.\1'),
+    (r'backbone\.fpn\.inner_blocks\.(\d)(?:\.0)?\.(weight|bias)', r'neck.lateral_convs.\1.conv.\2'),
+    (r'backbone\.fpn\.layer_blocks\.(\d)(?:\.0)?\.(weight|bias)', r'neck.fpn_convs.\1.conv.\2'),
+    (r'backbone\.fpn\.extra_blocks\.p6\.(weight|bias)', r'neck.fpn_convs.3.conv.\1'),
+    (r'backbone\.fpn\.extra_blocks\.p7\.(weight|bias)', r'neck.fpn_convs.4.conv.\1'),
+)
+_TOWER = re.compile(r'head\.(classification|regression)_head\.conv\.(\d+)(?:\.(\d+))?\.'
+                    r'(weight|bias)$')
+#: torchvision predictor -> mmft layer, per family
+ONE_STAGE_PREDICTORS = {
+    'retinanet': {'head.classification_head.cls_logits': 'bbox_head.retina_cls',
+                  'head.regression_head.bbox_reg': 'bbox_head.retina_reg'},
+    'fcos': {'head.classification_head.cls_logits': 'bbox_head.conv_cls',
+             'head.regression_head.bbox_reg': 'bbox_head.conv_reg',
+             'head.regression_head.bbox_ctrness': 'bbox_head.conv_centerness'},
+}
+#: pyramid levels of torchvision's one-stage detectors (P3-P7): FCOS' per-level ``scales``
+ONE_STAGE_LEVELS = 5
+
+
+def is_torchvision_one_stage(keys: Sequence[str]) -> bool:
+    """Whether keys look like torchvision's RetinaNet / FCOS state_dict."""
+    keys = set(keys)
+    return any(k.startswith('backbone.body.') for k in keys) and \
+        any(k.startswith('head.classification_head.') for k in keys)
+
+
+def _tower_keys(source: Mapping[str, Any]) -> Dict[str, str]:
+    """torchvision tower key -> mmft ``bbox_head.{cls,reg}_convs.{i}.{conv,gn}.*`` key.
+
+    Convs and norms are numbered in order of their index in the Sequential, which
+    covers every torchvision layout (``conv.{i}.0/1``, ``conv.{2i}``, ``conv.{3i}/{3i+1}``).
+    """
+    layers: Dict[Tuple[str, Tuple[int, int]], str] = {}
+    for key, value in source.items():
+        m = _TOWER.match(key)
+        if m and m.group(4) == 'weight':
+            pos = (int(m.group(2)), int(m.group(3) or 0))
+            layers[(m.group(1), pos)] = 'conv' if to_tensor(value, key).dim() == 4 else 'gn'
+    out = {}
+    for tower, name in (('classification', 'cls_convs'), ('regression', 'reg_convs')):
+        count = {'conv': -1, 'gn': -1}
+        index = {}
+        for pos in sorted(p for t, p in layers if t == tower):
+            kind = layers[(tower, pos)]
+            count[kind] += 1
+            index[pos] = f'bbox_head.{name}.{count[kind] if kind == "conv" else count["conv"]}.{kind}'
+        for key in source:
+            m = _TOWER.match(key)
+            if m and m.group(1) == tower:
+                out[key] = f'{index[(int(m.group(2)), int(m.group(3) or 0))]}.{m.group(4)}'
+    return out
+
+
+def convert_one_stage(source: Mapping[str, Any]) -> ConversionResult:
+    """torchvision RetinaNet (v1, v2) / FCOS R50-FPN state_dict -> mmft layout.
+
+    FCOS gets ``bbox_head.scales.{l}.scale = 1`` (torchvision has no per-level scale).
+    """
+    family = 'fcos' if 'head.regression_head.bbox_ctrness.weight' in source else 'retinanet'
+    predictors = ONE_STAGE_PREDICTORS[family]
+    towers = _tower_keys(source)
+    rest = {k: v for k, v in source.items()
+            if k not in towers and k.rsplit('.', 1)[0] not in predictors}
+    state_dict, _, unconverted = convert_by_rules(rest, ONE_STAGE_RULES)
+    for key, new_key in towers.items():
+        state_dict[new_key] = to_tensor(source[key], key)
+    cls_key = 'head.classification_head.cls_logits.weight'
+    reg_key = 'head.regression_head.bbox_reg.weight'
+    if cls_key not in source or reg_key not in source:
+        raise ValueError(f'torchvision {family} state_dict without {cls_key} / {reg_key}; '
+                         'the file looks truncated')
+    num_anchors = int(source[reg_key].shape[0]) // 4
+    rows_per_anchor = int(source[cls_key].shape[0]) // num_anchors
+    # per anchor: row 0 (background / COCO id 0, unused by a sigmoid head), then the ids
+    source_rows = ClassRows(rows_per_anchor - 1, groups=num_anchors, prefix=1)
+    if rows_per_anchor == TORCHVISION_COCO_NUM_OUTPUTS:
+        source_index, classes = [i - 1 for i in COCO_CATEGORY_IDS], tuple(COCO_CLASSES)
+    else:
+        source_index, classes = list(range(rows_per_anchor - 1)), None
+    target_rows = ClassRows(len(source_index), groups=num_anchors)
+    for prefix, new_prefix in predictors.items():
+        for p in ('weight', 'bias'):
+            key = f'{prefix}.{p}'
+            if key not in source:
+                continue
+            tensor = to_tensor(source[key], key)
+            state_dict[f'{new_prefix}.{p}'] = gather_class_rows(
+                tensor, source_rows, target_rows, source_index) \
+                if prefix.endswith('cls_logits') else tensor
+    if family == 'fcos':
+        for level in range(ONE_STAGE_LEVELS):
+            state_dict[f'bbox_head.scales.{level}.scale'] = torch.tensor(1.0)
+    meta: Dict[str, Any] = {'source_format': 'torchvision', 'source_model': 'detection',
+                            'style': 'pytorch', 'classes': classes,
+                            'dataset_meta': dataset_meta(classes), 'family': family}
+    if rows_per_anchor == TORCHVISION_COCO_NUM_OUTPUTS:
+        meta['dropped_rows'] = f'cls_logits rows of COCO id 0 and unused ids {unused_coco_ids()}'
+    return ConversionResult(add_num_batches_tracked(state_dict), meta, unconverted)
+
+
 def convert_torchvision(source: Mapping[str, Any]) -> ConversionResult:
     """Convert a torchvision detection or classification state_dict.
 
@@ -168,6 +283,8 @@ def convert_torchvision(source: Mapping[str, Any]) -> ConversionResult:
         ValueError: the keys look like neither (the message lists a few).
     """
     keys = list(source)
+    if is_torchvision_one_stage(keys):
+        return convert_one_stage(source)
     if is_torchvision_detection(keys):
         return convert_detection(source)
     if is_torchvision_classification(keys):

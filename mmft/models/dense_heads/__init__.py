@@ -1,4 +1,10 @@
 """Dense (per-location) heads (registered in MODELS)."""
+from .anchor_head import AnchorHead
+from .atss_head import ATSSHead
+from .base_dense_head import BaseDenseHead
+from .fcos_head import FCOSHead
+from .retina_head import RetinaHead
 from .rpn_head import RPNHead, unpack_gt_instances
 
-__all__ = ['RPNHead', 'unpack_gt_instances']
+__all__ = ['RPNHead', 'unpack_gt_instances', 'BaseDenseHead', 'AnchorHead', 'RetinaHead',
+           'FCOSHead', 'ATSSHead']

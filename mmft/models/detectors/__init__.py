@@ -1,9 +1,12 @@
 """Detectors (registered in MODELS)."""
+from .atss import ATSS
 from .base import BaseDetector
 from .cascade_rcnn import CascadeRCNN
+from .fcos import FCOS
+from .retinanet import RetinaNet
 from .rpn import RPN
 from .single_stage import SingleStageDetector
 from .two_stage import FasterRCNN, MaskRCNN, TwoStageDetector
 
 __all__ = ['BaseDetector', 'SingleStageDetector', 'TwoStageDetector', 'FasterRCNN', 'MaskRCNN',
-           'CascadeRCNN', 'RPN']
+           'CascadeRCNN', 'RPN', 'RetinaNet', 'FCOS', 'ATSS']

@@ -44,6 +44,9 @@ class AnchorGenerator:
         center_offset: centre at ``offset * base_size`` when ``centers`` is None.
         round_base_anchors: round base anchor corners to whole pixels, as torchvision's
             AnchorGenerator does (for torchvision weights; MMDetection does not round).
+        sizes: per level, anchor sizes in pixels, instead of ``base_sizes`` x ``scales``
+            (mmft only: torchvision's RetinaNet truncates its octave sizes to integers,
+            ``(32, 40, 50), (64, 80, 101), ...``, which no shared ``scales`` give).
     """
 
     def __init__(self,
@@ -57,7 +60,8 @@ class AnchorGenerator:
                  centers: Optional[Sequence[Tuple[float, float]]] = None,
                  center_offset: float = 0.,
                  use_box_type: bool = False,
-                 round_base_anchors: bool = False) -> None:
+                 round_base_anchors: bool = False,
+                 sizes: Optional[Sequence[Sequence[float]]] = None) -> None:
         if centers is not None:
             if center_offset != 0:
                 raise ValueError('AnchorGenerator: give either centers or center_offset, '
@@ -75,10 +79,23 @@ class AnchorGenerator:
             raise ValueError(f'AnchorGenerator: {len(self.base_sizes)} base_sizes for '
                              f'{len(self.strides)} strides; give one per level')
 
-        if (scales is not None) == (octave_base_scale is not None and
-                                    scales_per_octave is not None):
+        if sizes is not None:
+            if scales is not None or octave_base_scale is not None:
+                raise ValueError('AnchorGenerator: give sizes (per level) or scales / '
+                                 'octave_base_scale, not both (use _delete_=True when '
+                                 'overriding a config)')
+            if len(sizes) != len(self.strides) or len({len(s) for s in sizes}) != 1:
+                raise ValueError(f'AnchorGenerator sizes must give the same number of sizes for '
+                                 f'each of the {len(self.strides)} levels, got {sizes!r}')
+            if center_offset != 0:
+                raise ValueError('AnchorGenerator sizes (torchvision anchors) are centred at '
+                                 f'the cell origin; center_offset must be 0, got {center_offset}')
+            scales = [1.0] * len(sizes[0])  # placeholder: sizes replace base_size x scales
+        elif (scales is not None) == (octave_base_scale is not None and
+                                      scales_per_octave is not None):
             raise ValueError('AnchorGenerator: give either scales or both octave_base_scale '
                              'and scales_per_octave')
+        self.sizes = None if sizes is None else [list(map(float, s)) for s in sizes]
         if scales is not None:
             self.scales = torch.tensor(scales, dtype=torch.float32)
         else:
@@ -108,6 +125,12 @@ class AnchorGenerator:
 
     def gen_base_anchors(self) -> List[Tensor]:
         """Base anchors ``(A, 4)`` of every level, centred at the level's origin cell."""
+        if self.sizes is not None:
+            return [self.gen_single_level_base_anchors(
+                        1, scales=torch.tensor(self.sizes[i], dtype=torch.float32),
+                        ratios=self.ratios,
+                        center=None if self.centers is None else self.centers[i])
+                    for i in range(self.num_levels)]
         return [self.gen_single_level_base_anchors(
                     base_size, scales=self.scales, ratios=self.ratios,
                     center=None if self.centers is None else self.centers[i])

@@ -1,0 +1,216 @@
+"""Benchmark mmft's RetinaNet and FCOS (R50-FPN) against torchvision's, on one machine in one run.
+
+    python tools/analysis_tools/benchmark_one_stage.py [--sizes 512 800x1333] [--batch 2]
+        [--families retinanet fcos] [--threads N] [--iters 3] [--warmup 1]
+        [--device cpu|cuda] [--amp] [--no-memory] [--out bench.json]
+
+For each family and size: both detectors have the same random weights (torchvision's,
+converted into mmft) and mmft runs with the overrides of docs/model_zoo.md that reproduce
+torchvision's model, plus torchvision's fine-tuning settings (frozen BN, stem and layer1
+frozen) and its training choices where mmft has them (FCOS: centre sampling, GIoU). The
+timing helpers of benchmark.py are used as they are: the same scenes and inputs, SGD with
+lr=0, implementations alternating round by round, medians over ``--iters``. Ratios are time
+ratios mmft / torchvision (lower is better for mmft). Memory: peak allocated on CUDA; on CPU
+how far the process' resident set rose during the call (both implementations share the
+process, so the CPU figure is indicative).
+"""
+import argparse
+import json
+import os
+import sys
+from typing import Dict, List, Optional, Tuple
+
+import torch
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if REPO_ROOT not in sys.path:  # run as a script: make mmft and benchmark.py importable
+    sys.path.insert(0, REPO_ROOT)
+
+from tools.analysis_tools.benchmark import (_pair, _size, interleaved, make_scenes,  # noqa: E402
+                                            measure_memory, mmft_step_fns,
+                                            torchvision_step_fns)
+
+from mmengine.config import Config  # noqa: E402
+from mmengine.logging import MMLogger  # noqa: E402
+from terminaltables import AsciiTable  # noqa: E402
+
+from mmft.checkpoint.converters.torchvision import convert_torchvision  # noqa: E402
+from mmft.registry import MODELS  # noqa: E402
+from mmft.utils import register_all_modules  # noqa: E402
+
+FAMILIES = ('retinanet', 'fcos')
+BASE = {'retinanet': 'retinanet_r50_fpn.py', 'fcos': 'fcos_r50-caffe_fpn_gn-head.py'}
+TV_SIZES = [[32, 40, 50], [64, 80, 101], [128, 161, 203], [256, 322, 406], [512, 645, 812]]
+# random weights score every class ~0.01 (the focal prior): keep every candidate above 0, so
+# both sides decode and NMS the full top-k, as on a busy image
+SCORE_THR = 0.0
+
+
+def mmft_overrides(family: str) -> dict:
+    """MMDetection's base config -> torchvision's model and fine-tuning settings."""
+    common = {
+        'model.data_preprocessor': dict(type='DetDataPreprocessor', mean=[123.675, 116.28, 103.53],
+                                        std=[58.395, 57.12, 57.375], bgr_to_rgb=True,
+                                        pad_size_divisor=32),
+        'model.backbone': dict(style='pytorch', norm_cfg=dict(type='BN', requires_grad=False),
+                               norm_eval=True, frozen_stages=1, init_cfg=None),
+        'model.neck': dict(add_extra_convs='on_output', relu_before_extra_convs=True),
+    }
+    if family == 'retinanet':
+        return {**common,
+                'model.bbox_head.anchor_generator': dict(
+                    _delete_=True, type='AnchorGenerator', ratios=[0.5, 1.0, 2.0],
+                    strides=[8, 16, 32, 64, 128], round_base_anchors=True, sizes=TV_SIZES),
+                'model.test_cfg': dict(nms_pre=1000, score_thr=SCORE_THR, min_bbox_size=-1,
+                                       nms=dict(type='nms', iou_threshold=0.5),
+                                       max_per_img=300)}
+    return {**common,
+            'model.bbox_head': dict(norm_on_bbox=True, centerness_on_reg=True, conv_bias=True,
+                                    prior_offset=0., center_sampling=True,
+                                    center_sample_radius=1.5,
+                                    loss_bbox=dict(type='GIoULoss', loss_weight=1.0)),
+            'model.test_cfg': dict(nms_pre=1000, score_thr=SCORE_THR, min_bbox_size=-1,
+                                   nms=dict(type='nms', iou_threshold=0.6), max_per_img=100)}
+
+
+def build_torchvision(family: str, size: Tuple[int, int], device: torch.device
+                      ) -> torch.nn.Module:
+    """torchvision's RetinaNet / FCOS R50-FPN as its builders make them for fine-tuning
+    (FrozenBatchNorm2d, trainable_backbone_layers=3), without loading weights."""
+    from torchvision.models import resnet50
+    from torchvision.models.detection import FCOS, RetinaNet
+    from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
+    from torchvision.ops.feature_pyramid_network import LastLevelP6P7
+    from torchvision.ops.misc import FrozenBatchNorm2d
+    body = resnet50(weights=None, norm_layer=FrozenBatchNorm2d)
+    backbone = _resnet_fpn_extractor(body, 3, returned_layers=[2, 3, 4],
+                                     extra_blocks=LastLevelP6P7(256, 256))
+    cls = RetinaNet if family == 'retinanet' else FCOS
+    # min/max size = the input's sides: the model's own resize is then a no-op scale of 1
+    model = cls(backbone, num_classes=91, min_size=min(size), max_size=max(size),
+                score_thresh=SCORE_THR)
+    return model.to(device)
+
+
+def build_mmft(family: str, weights: Dict[str, torch.Tensor], device: torch.device
+               ) -> torch.nn.Module:
+    cfg = Config.fromfile(os.path.join(REPO_ROOT, 'configs', '_base_', 'models', BASE[family]))
+    cfg.merge_from_dict(mmft_overrides(family))
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    result = model.load_state_dict(weights, strict=False)
+    missing = [k for k in result.missing_keys if not k.endswith('num_batches_tracked')]
+    if missing or result.unexpected_keys:
+        raise RuntimeError(f'torchvision {family} weights do not fit mmft: missing {missing[:4]}, '
+                           f'unexpected {result.unexpected_keys[:4]}')
+    return model.to(device)
+
+
+def measure(family: str, size: Tuple[int, int], args: argparse.Namespace) -> dict:
+    """Train step (batch) and inference (per image) times, and memory, of both."""
+    device = torch.device(args.device)
+    scenes = make_scenes(args.batch, size, args.objects)
+    tv = build_torchvision(family, size, device)
+    mm = build_mmft(family, convert_torchvision(tv.state_dict()).state_dict, device)
+    mm_train, mm_infer = mmft_step_fns(mm, scenes, device, args.amp)
+    tv_train, tv_infer = torchvision_step_fns(tv, scenes, device, args.amp)
+    out = {}
+    times = interleaved({'mmft': mm_train, 'torchvision': tv_train}, args.iters, args.warmup,
+                        device)
+    out['train_step'] = _pair(times, 'mmft', 'torchvision')
+    infer_scenes = scenes[:1]
+    mm_infer = mmft_step_fns(mm, infer_scenes, device, args.amp)[1]
+    tv_infer = torchvision_step_fns(tv, infer_scenes, device, args.amp)[1]
+    times = interleaved({'mmft': mm_infer, 'torchvision': tv_infer}, args.iters, args.warmup,
+                        device)
+    out['inference'] = _pair(times, 'mmft', 'torchvision')
+    if not args.no_memory:
+        mem = {impl: measure_memory({'train_step': fns[0], 'inference': fns[1]}, device)
+               for impl, fns in (('mmft', (mm_train, mm_infer)),
+                                 ('torchvision', (tv_train, tv_infer)))}
+        key = 'peak' if device.type == 'cuda' else 'step'
+        out['memory_mb'] = {phase: {impl: mem[impl][phase][key] for impl in mem}
+                            for phase in ('train_step', 'inference')}
+        out['memory_mb']['kind'] = 'peak allocated' if device.type == 'cuda' else 'RSS rise'
+    return out
+
+
+def run(args: argparse.Namespace) -> dict:
+    results = {}
+    for family in args.families:
+        for size in args.sizes:
+            results[f'{family} {size[0]}x{size[1]}'] = measure(family, size, args)
+    import mmengine
+    import torchvision
+    env = dict(torch=torch.__version__, torchvision=torchvision.__version__,
+               mmengine=mmengine.__version__, threads=torch.get_num_threads(),
+               device=args.device, batch=args.batch, objects=args.objects, iters=args.iters,
+               warmup=args.warmup, amp=args.amp, cpu_count=os.cpu_count())
+    if args.device == 'cuda':
+        env['gpu'] = torch.cuda.get_device_name()
+    if hasattr(os, 'getloadavg'):
+        env['load_average_after'] = list(os.getloadavg())
+    return dict(environment=env, results=results,
+                settings={f: mmft_overrides(f) for f in args.families})
+
+
+def format_table(report: dict) -> str:
+    def ms(v):
+        return f'{v * 1000:.1f} ms' if v < 1 else f'{v:.2f} s'
+
+    rows = [['model, size', 'measurement', 'mmft', 'torchvision', 'mmft/tv']]
+    for name, r in report['results'].items():
+        for what, label in (('train_step', 'train step (batch)'),
+                            ('inference', 'inference (1 image)')):
+            rows.append([name, label, ms(r[what]['mmft']), ms(r[what]['torchvision']),
+                         f"{r[what]['ratio']:.2f}"])
+        for phase, m in {k: v for k, v in r.get('memory_mb', {}).items()
+                         if k != 'kind'}.items():
+            rows.append([name, f"{r['memory_mb']['kind']}, {phase.replace('_', ' ')}",
+                         f"{m['mmft']:.0f} MB", f"{m['torchvision']:.0f} MB",
+                         f"{m['mmft'] / m['torchvision']:.2f}" if m['torchvision'] > 0 else '-'])
+    env = report['environment']
+    return AsciiTable(rows, title=f" batch {env['batch']}, {env['threads']} threads, "
+                                  f"{env['device']} ").table
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Benchmark mmft's RetinaNet and FCOS against "
+                                                 "torchvision's (see docs/benchmark.md)")
+    parser.add_argument('--sizes', type=_size, nargs='+', default=[(512, 512), (800, 1333)],
+                        help='input sizes HxW or one side (default 512 800x1333)')
+    parser.add_argument('--families', nargs='+', choices=FAMILIES, default=list(FAMILIES))
+    parser.add_argument('--batch', type=int, default=2, help='training batch (default 2)')
+    parser.add_argument('--objects', type=int, default=8, help='objects per image (default 8)')
+    parser.add_argument('--threads', type=int, default=None, help='torch threads')
+    parser.add_argument('--iters', type=int, default=3, help='timed rounds (default 3)')
+    parser.add_argument('--warmup', type=int, default=1, help='untimed rounds (default 1)')
+    parser.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
+    parser.add_argument('--amp', action='store_true', help='autocast (fp16 CUDA, bf16 CPU)')
+    parser.add_argument('--no-memory', action='store_true', help='skip memory')
+    parser.add_argument('--out', help='write the report as JSON here')
+    args = parser.parse_args(argv)
+    if args.device == 'cuda' and not torch.cuda.is_available():
+        parser.error('--device cuda: no CUDA device is available; use --device cpu')
+    if args.iters < 1 or args.warmup < 0 or args.batch < 1:
+        parser.error('--iters and --batch must be >= 1 and --warmup >= 0')
+    return args
+
+
+def main(argv: Optional[List[str]] = None) -> dict:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    MMLogger.get_instance('mmft-benchmark', log_level='WARNING')
+    register_all_modules()
+    torch.manual_seed(0)
+    report = run(args)
+    print(format_table(report))
+    if args.out:
+        with open(args.out, 'w') as f:
+            json.dump(report, f, indent=2)
+    return report
+
+
+if __name__ == '__main__':
+    main()
