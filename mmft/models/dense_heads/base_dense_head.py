@@ -13,25 +13,16 @@ Conventions (subclasses rely on them):
 - Predictions are ``InstanceData(bboxes (K, 4), scores (K,), labels (K,))`` per
   image, in ``img_shape`` pixels (``ori_shape`` with ``rescale``), sorted by score.
 """
-import copy
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 from torch import Tensor
-from torchvision.ops import batched_nms
 
 from mmft.structures import SampleList, get_box_wh, scale_boxes
+from ..layers.nms import batched_nms
 from .rpn_head import unpack_gt_instances
-
-
-def nms_iou_threshold(nms_cfg: Dict, owner: str) -> float:
-    """IoU threshold of ``dict(type='nms', iou_threshold=...)``, the NMS dense heads run."""
-    if nms_cfg.get('type', 'nms') != 'nms' or 'iou_threshold' not in nms_cfg:
-        raise ValueError(f"{owner} supports test_cfg.nms=dict(type='nms', iou_threshold=...) "
-                         f'only, got {dict(nms_cfg)!r}')
-    return float(nms_cfg['iou_threshold'])
 
 
 def filter_scores_and_topk(scores: Tensor, score_thr: float, topk: int
@@ -159,9 +150,11 @@ class BaseDenseHead(BaseModule):
             if not valid.all():
                 results = results[valid]
         if with_nms and results.bboxes.numel() > 0:
-            keep = batched_nms(results.bboxes, results.scores, results.labels,
-                               nms_iou_threshold(cfg['nms'], type(self).__name__))
-            results = results[keep[:cfg.get('max_per_img', 100)]]
+            # per-class NMS or Soft-NMS (which decays the scores it keeps)
+            dets, keep = batched_nms(results.bboxes, results.scores, results.labels, cfg['nms'])
+            results = results[keep]
+            results.scores = dets[:, -1]
+            results = results[:cfg.get('max_per_img', 100)]
         return results
 
 

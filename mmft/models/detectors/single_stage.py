@@ -15,6 +15,7 @@ from torch import Tensor
 
 from mmft.registry import MODELS
 from mmft.structures import OptSampleList, SampleList
+from ..layers.nms import check_nms_cfgs
 from .base import BaseDetector, samples_from_inputs
 
 
@@ -37,6 +38,9 @@ class SingleStageDetector(BaseDetector):
                  data_preprocessor: Optional[Dict] = None,
                  init_cfg: Optional[Union[Dict, List[Dict]]] = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        # an NMS the head cannot run fails here, not at the first test image
+        check_nms_cfgs(train_cfg, 'train_cfg')
+        check_nms_cfgs(test_cfg, 'test_cfg')
         if bbox_head is None:
             raise ValueError(f'{type(self).__name__} needs a bbox_head config')
         self.backbone = MODELS.build(backbone)

@@ -131,12 +131,26 @@ def test_empty_outputs_and_bad_configs():
         MODELS.build(dict(type='FCOSHead', num_classes=2, in_channels=8, dcn_on_last_conv=True))
     with pytest.raises(RuntimeError, match='train_cfg'):
         head.loss([torch.zeros(1, 8, 4, 4)], [_sample(with_gt=True)])
-    with pytest.raises(ValueError, match="nms=dict"):
+    with pytest.raises(ValueError, match="matrix_nms"):
         bad = _head('RetinaHead', num_classes=2, stacked_convs=1, anchor_generator=ONE_ANCHOR,
-                    test_cfg=dict(TEST_CFG, nms=dict(type='soft_nms', iou_threshold=0.5)))
+                    test_cfg=dict(TEST_CFG, nms=dict(type='matrix_nms', iou_threshold=0.5)))
         with torch.no_grad():
             bad.retina_cls.bias.fill_(5.)
         bad.predict([torch.zeros(1, 8, 4, 4)], [_sample()])
+    # Soft-NMS keeps overlapping boxes with decayed scores instead of dropping them
+    soft = _head('RetinaHead', num_classes=2, stacked_convs=1, anchor_generator=ONE_ANCHOR,
+                 test_cfg=dict(TEST_CFG, max_per_img=100,
+                               nms=dict(type='soft_nms', iou_threshold=0.3, min_score=0.0)))
+    hard = _head('RetinaHead', num_classes=2, stacked_convs=1, anchor_generator=ONE_ANCHOR,
+                 test_cfg=dict(TEST_CFG, max_per_img=100, nms=dict(type='nms', iou_threshold=0.3)))
+    hard.load_state_dict(soft.state_dict())
+    with torch.no_grad():
+        soft.retina_cls.bias.fill_(5.)
+        hard.retina_cls.bias.fill_(5.)
+        feats = [torch.rand(1, 8, 4, 4)]
+        n_soft = len(soft.predict(feats, [_sample()])[0])
+        n_hard = len(hard.predict(feats, [_sample()])[0])
+    assert n_soft > n_hard > 0
 
 
 def _sample(with_gt=False):
