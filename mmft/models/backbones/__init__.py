@@ -1,4 +1,5 @@
 """Backbones (registered in MODELS)."""
 from .resnet import ResNet
+from .resnext import ResNeXt
 
-__all__ = ['ResNet']
+__all__ = ['ResNet', 'ResNeXt']

@@ -1,5 +1,10 @@
 """Small building blocks shared by backbones, necks and heads."""
-from .conv_module import (ConvModule, build_activation_layer, build_conv_layer,
+from .context_block import ContextBlock
+from .conv_module import (CONV_LAYERS, ConvModule, build_activation_layer, build_conv_layer,
                           build_norm_layer)
+from .deform_conv import DeformConv2dPack, ModulatedDeformConv2dPack
+from .plugins import build_plugin_layer
 
-__all__ = ['ConvModule', 'build_norm_layer', 'build_conv_layer', 'build_activation_layer']
+__all__ = ['ConvModule', 'build_norm_layer', 'build_conv_layer', 'build_activation_layer',
+           'CONV_LAYERS', 'DeformConv2dPack', 'ModulatedDeformConv2dPack', 'ContextBlock',
+           'build_plugin_layer']
