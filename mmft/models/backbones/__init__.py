@@ -1,5 +1,7 @@
 """Backbones (registered in MODELS)."""
 from .resnet import ResNet
+from .regnet import RegNet
 from .resnext import ResNeXt
+from .swin import SwinTransformer
 
-__all__ = ['ResNet', 'ResNeXt']
+__all__ = ['ResNet', 'ResNeXt', 'RegNet', 'SwinTransformer']
