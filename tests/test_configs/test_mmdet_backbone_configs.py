@@ -1,4 +1,4 @@
-"""MMDetection's configs for ResNeXt, Swin, RegNet, DCN and GCNet build and train in mmft.
+"""MMDetection's configs for ResNeXt, Swin, RegNet, HRNet, DCN and GCNet build and train in mmft.
 
 The config files are MMDetection 3.3's text (mmdet_backbone_configs.py); the only change is
 ``default_scope = 'mmft'``. The backbones' ``init_cfg`` (a download) is dropped before
@@ -67,6 +67,8 @@ CASES = [
     ('dcnv2/faster-rcnn_r50-mdconv-c3-c5_fpn_1x_coco.py', 'ResNet', 'layer3.0.bn3.weight'),
     ('gcnet/mask-rcnn_r50-gcb-r16-c3-c5_fpn_1x_coco.py', 'ResNet',
      'layer4.0.context_block.channel_add_conv.3.weight'),
+    ('hrnet/faster-rcnn_hrnetv2p-w18-1x_coco.py', 'HRNet', 'stage4.0.branches.3.0.conv1.weight'),
+    ('hrnet/mask-rcnn_hrnetv2p-w18-1x_coco.py', 'HRNet', 'stage2.0.fuse_layers.0.1.0.weight'),
 ]
 
 
@@ -106,6 +108,7 @@ def test_swin_config_paramwise_cfg_gives_no_decay_to_norms_and_tables(config_dir
     ('mask_rcnn_swin-t-p4-w7_fpn.py', 'swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py'),
     ('mask_rcnn_regnetx-3.2gf_fpn.py', 'regnet/mask-rcnn_regnetx-3.2GF_fpn_1x_coco.py'),
     ('mask_rcnn_r50-dconv-c3-c5_fpn.py', 'dcn/mask-rcnn_r50-dconv-c3-c5_fpn_1x_coco.py'),
+    ('faster_rcnn_hrnetv2p-w18_hrfpn.py', 'hrnet/faster-rcnn_hrnetv2p-w18-1x_coco.py'),
 ])
 def test_mmft_base_model_files_hold_mmdetections_model(config_dir, repo_root, ours, theirs):
     import os.path as osp
