@@ -392,12 +392,23 @@ class ResNet(BaseModule):
             self.load_pretrained(cfg['checkpoint'], prefix=cfg.get('prefix', None))
         self._is_init = True
 
+    def _added_to_classifier(self, key: str) -> bool:
+        """Keys of layers an ImageNet ResNet lacks: DCN offset convs and block plugins,
+        which keep their (identity-like) init when the file has none, as in MMDetection."""
+        if '.conv_offset.' in key:
+            return True
+        plugin_names = {n for m in self.modules() if isinstance(m, Bottleneck)
+                        for names in m.plugin_names.values() for n in names}
+        parts = key.split('.')
+        return len(parts) > 3 and parts[2] in plugin_names
+
     def load_pretrained(self, checkpoint: str, prefix: Optional[str] = None) -> None:
         """Load this ResNet's weights from ``checkpoint`` exactly
         (:func:`mmft.checkpoint.pretrained.load_pretrained_init`), and warn when the file
         says it was trained with the other ``style``."""
         name = self.model_name
-        loaded = load_pretrained_init(self, checkpoint, prefix=prefix, name=name)
+        loaded = load_pretrained_init(self, checkpoint, prefix=prefix, name=name,
+                                      keep_init=self._added_to_classifier)
         trained_style = loaded.meta.get('style')
         if self.block is Bottleneck and trained_style not in (None, self.style):
             # same shapes either way, so nothing else would notice the stride on the wrong conv

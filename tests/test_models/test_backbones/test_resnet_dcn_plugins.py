@@ -94,3 +94,29 @@ def test_bad_dcn_and_plugin_arguments():
     with pytest.raises(ValueError, match='different .postfix'):
         ResNet(depth=50, plugins=[dict(cfg=dict(type='ContextBlock', ratio=0.25),
                                        position='after_conv3')] * 2)
+
+
+def test_torchvision_imagenet_weights_init_a_dcn_gcnet_resnet(tmp_path):
+    """MMDetection's dcn / gcnet configs start from torchvision://resnet50: the offset convs
+    and context blocks the file lacks keep their init, everything else loads exactly."""
+    import torchvision
+    ref = torchvision.models.resnet50(weights=None)
+    path = tmp_path / 'r50.pth'
+    torch.save(ref.state_dict(), path)
+    model = ResNet(depth=50, dcn=DCN_C3_C5, stage_with_dcn=(False, True, True, True),
+                   plugins=GC_R16, init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    model.init_weights()
+    torch.testing.assert_close(model.layer3[2].conv2.weight, ref.layer3[2].conv2.weight)
+    assert torch.all(model.layer3[2].conv2.conv_offset.weight == 0)
+    assert torch.all(model.layer4[0].context_block.channel_add_conv[3].weight == 0)
+    x = torch.randn(1, 3, 64, 64)
+    model.eval(), ref.eval()
+    with torch.no_grad():  # zero offsets, identity context blocks: the plain ResNet-50
+        expected = ref.layer4(ref.layer3(ref.layer2(ref.layer1(
+            ref.maxpool(ref.relu(ref.bn1(ref.conv1(x))))))))
+        torch.testing.assert_close(model(x)[-1], expected, atol=1e-4, rtol=1e-4)
+    # a plain ResNet still refuses a file that lacks its own tensors
+    torch.save({k: v for k, v in ref.state_dict().items() if not k.startswith('layer4.2.')},
+               path)
+    with pytest.raises(ValueError, match='not in the file'):
+        ResNet(depth=50, init_cfg=dict(type='Pretrained', checkpoint=str(path))).init_weights()
