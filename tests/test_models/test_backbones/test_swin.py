@@ -227,3 +227,34 @@ def test_bad_arguments():
         SwinTransformer(depths=(2, 2, 6), num_heads=(3, 6, 12, 24))
     with pytest.raises(ValueError, match='divisible by num_heads'):
         SwinTransformer(embed_dims=10, num_heads=(3, 6, 12, 24))
+
+
+def test_load_from_a_torchvision_swin_restores_the_whole_backbone(tmp_path):
+    """finetune load_from with a torchvision classifier: classification checkpoint type,
+    every backbone tensor restored, neck and heads left to their init."""
+    from mmft.finetune import FinetuneConfig, load_pretrained
+    ref = _tiny_torchvision_swin()
+    path = tmp_path / 'swin_tv.pth'
+    torch.save(ref.state_dict(), path)
+    detector = MODELS.build(dict(
+        type='FasterRCNN',
+        backbone=dict(type='SwinTransformer', **TINY),
+        neck=dict(type='FPN', in_channels=[16, 32, 64, 128], out_channels=16, num_outs=5),
+        rpn_head=dict(type='RPNHead', in_channels=16, feat_channels=16,
+                      anchor_generator=dict(type='AnchorGenerator', scales=[8],
+                                            ratios=[0.5, 1.0, 2.0],
+                                            strides=[4, 8, 16, 32, 64]),
+                      bbox_coder=dict(type='DeltaXYWHBBoxCoder')),
+        roi_head=dict(type='StandardRoIHead',
+                      bbox_roi_extractor=dict(type='SingleRoIExtractor',
+                                              roi_layer=dict(type='RoIAlign', output_size=7),
+                                              out_channels=16, featmap_strides=[4, 8, 16, 32]),
+                      bbox_head=dict(type='Shared2FCBBoxHead', in_channels=16,
+                                     fc_out_channels=32, num_classes=3)),
+        train_cfg=None, test_cfg=None))
+    detector.init_weights()
+    report = load_pretrained(detector, str(path), FinetuneConfig())
+    assert report.checkpoint_type == 'classification'
+    assert report.backbone_fraction == 1.0
+    torch.testing.assert_close(detector.backbone.stages[1].blocks[1].attn.w_msa.qkv.weight,
+                               ref.features[3][1].attn.qkv.weight)
