@@ -9,6 +9,10 @@ Output: a tuple of feature maps, one per ``out_indices`` entry, stage ``i``
 having ``64 * 2**i * expansion`` channels and stride ``4 * 2**i`` (default
 strides/dilations).
 
+``dcn`` adds ``conv2.conv_offset.{weight,bias}`` to the chosen bottlenecks and
+``plugins`` a ``context_block.*`` (or other plugin) module per bottleneck, as MMDetection;
+an ImageNet file without them leaves them at their identity-like init.
+
 ``style='pytorch'`` puts the stride of a bottleneck on its 3x3 conv,
 ``'caffe'`` on its first 1x1 conv (MSRA/Detectron weights).
 """
@@ -188,6 +192,13 @@ class ResNet(BaseModule):
         out_indices: stages whose output is returned (0-based).
         style: ``'pytorch'`` or ``'caffe'``.
         deep_stem, avg_down: not supported (raise).
+        dcn: deformable 3x3 convs in the bottlenecks of the stages ``stage_with_dcn``
+            marks: ``dict(type='DCN'|'DCNv2', deform_groups=1, fallback_on_stride=False)``
+            (adds ``conv2.conv_offset.*``; see mmft/models/layers/deform_conv.py).
+        stage_with_dcn: one bool per stage.
+        plugins: ``[dict(cfg=dict(type='ContextBlock', ratio=1. / 16), stages=(False, True,
+            True, True), position='after_conv3')]``: modules inserted in the bottlenecks,
+            named ``context_block`` (+ ``postfix``) as in MMDetection.
         frozen_stages: -1 trains everything; k >= 0 freezes the stem and
             stages 1..k (no gradient, BN statistics fixed).
         norm_cfg: norm of every layer, ``requires_grad`` honoured.
