@@ -8,7 +8,7 @@ pretrained weights cannot be loaded stops the run instead of training from
 random initialisation. (MMEngine's own ``PretrainedInit`` would read the file
 with a plain ``torch.load`` and load it non-strictly.)
 """
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 from mmengine.logging import MMLogger
 from torch import nn
@@ -24,7 +24,8 @@ def pretrained_cfgs(init_cfg: Union[None, Dict, Sequence[Dict]]) -> List[Dict[st
 
 
 def load_pretrained_init(module: nn.Module, checkpoint: str, prefix: Optional[str] = None,
-                         name: Optional[str] = None) -> LoadedCheckpoint:
+                         name: Optional[str] = None,
+                         keep_init: Optional[Callable[[str], bool]] = None) -> LoadedCheckpoint:
     """Load a backbone's pretrained weights exactly (see the module docstring).
 
     Args:
@@ -34,6 +35,9 @@ def load_pretrained_init(module: nn.Module, checkpoint: str, prefix: Optional[st
             ``'backbone.'`` when the file has such keys (a detector or a converted
             file), else the keys as they are (an ImageNet state_dict).
         name: how to call the backbone in messages (``'ResNet-50'``).
+        keep_init: says which of the module's keys an ImageNet file cannot have (layers a
+            detector adds to the classifier: deformable-conv offsets, context blocks);
+            those the file lacks keep the module's own initialisation, and the log says so.
 
     Returns:
         The read checkpoint (its meta says e.g. the ResNet style it was trained with).
@@ -52,6 +56,13 @@ def load_pretrained_init(module: nn.Module, checkpoint: str, prefix: Optional[st
         prefix = 'backbone.'
     if prefix and not prefix.endswith('.'):
         prefix += '.'
+    kept = []
+    if keep_init is not None:
+        for key, value in module.state_dict().items():
+            full = (prefix or '') + key
+            if keep_init(key) and full not in loaded.state_dict:
+                loaded.state_dict[full] = value.detach().clone()
+                kept.append(key)
     try:
         unexpected = load_exact(module, loaded, source=f'{name} init_cfg {checkpoint}',
                                 prefix=prefix)
@@ -62,5 +73,7 @@ def load_pretrained_init(module: nn.Module, checkpoint: str, prefix: Optional[st
     unused = sorted(set(unexpected) | set(loaded.unconverted))
     MMLogger.get_current_instance().info(
         f'{name} init_cfg: every tensor from {checkpoint} ({loaded.format})'
-        + (f'; not used: {unused[:10]}{" ..." if len(unused) > 10 else ""}' if unused else ''))
+        + (f'; not used: {unused[:10]}{" ..." if len(unused) > 10 else ""}' if unused else '')
+        + (f'; kept at init (not in the file): {len(kept)} tensors, e.g. {kept[:3]}'
+           if kept else ''))
     return loaded

@@ -287,8 +287,116 @@ def convert_torchvision(source: Mapping[str, Any]) -> ConversionResult:
         return convert_one_stage(source)
     if is_torchvision_detection(keys):
         return convert_detection(source)
+    if is_torchvision_swin(keys):
+        return convert_swin_classification(source)
+    if is_torchvision_regnet(keys):
+        return convert_regnet_classification(source)
     if is_torchvision_classification(keys):
         return convert_classification(source)
     raise ValueError('not a torchvision detection (backbone.body.*, rpn.head.*) or '
-                     f'classification ResNet (conv1, layer1.0.*, fc) state_dict; first keys: '
+                     'classification ResNet / ResNeXt (conv1, layer1.0.*, fc), RegNet '
+                     f'(stem.0, trunk_output.*) or Swin (features.*) state_dict; first keys: '
                      f'{keys[:5]}. Use --format to name the source if it is another one.')
+
+
+# ----------------------------------------------------------------- Swin (swin_t / s / b)
+# torchvision's features.{0: patch embed, 2k+1: stage k, 2k+2: merging after stage k}.
+# Only Swin v1 (swin_t/s/b); swin_v2_* has other attention parameters (cpb_mlp, logit_scale).
+SWIN_CLASSIFICATION_RULES: KeyRules = (
+    (r'features\.0\.0\.(weight|bias)', r'backbone.patch_embed.projection.\1'),
+    (r'features\.0\.2\.(weight|bias)', r'backbone.patch_embed.norm.\1'),
+    (r'features\.(\d)\.(\d+)\.(norm1|norm2)\.(weight|bias)', r'S\1.blocks.\2.\3.\4'),
+    (r'features\.(\d)\.(\d+)\.attn\.(qkv|proj)\.(weight|bias)', r'S\1.blocks.\2.attn.w_msa.\3.\4'),
+    (r'features\.(\d)\.(\d+)\.attn\.(relative_position_bias_table|relative_position_index)',
+     r'S\1.blocks.\2.attn.w_msa.\3'),
+    (r'features\.(\d)\.(\d+)\.mlp\.0\.(weight|bias)', r'S\1.blocks.\2.ffn.layers.0.0.\3'),
+    (r'features\.(\d)\.(\d+)\.mlp\.3\.(weight|bias)', r'S\1.blocks.\2.ffn.layers.1.\3'),
+    (r'features\.(\d)\.(reduction\.weight|norm\.weight|norm\.bias)', r'M\1.downsample.\2'),
+)
+
+
+def is_torchvision_swin(keys: Sequence[str]) -> bool:
+    """Whether keys look like a torchvision ``swin_t/s/b`` classifier."""
+    keys = set(keys)
+    return 'features.0.0.weight' in keys and \
+        'features.1.0.attn.relative_position_bias_table' in keys
+
+
+def swin_merging_order(tensor: Tensor) -> Tensor:
+    """A patch-merging ``reduction.weight`` / ``norm.*`` from the Swin paper's order
+    (blocks of C channels for offsets (0,0), (1,0), (0,1), (1,1) as (row, col)) to
+    ``nn.Unfold``'s (``c * 4 + row * 2 + col``) that MMDetection's PatchMerging uses."""
+    if tensor.dim() == 2:
+        out, four_c = tensor.shape
+        blocks = tensor.reshape(out, 4, four_c // 4)[:, [0, 2, 1, 3], :]
+        return blocks.transpose(1, 2).reshape(out, four_c)
+    blocks = tensor.reshape(4, tensor.shape[0] // 4)[[0, 2, 1, 3], :]
+    return blocks.transpose(0, 1).reshape(-1)
+
+
+def swin_output_norms(channels: Sequence[int]) -> Dict[str, Tensor]:
+    """``backbone.norm{i}`` at LayerNorm's init: the output norms a classifier lacks."""
+    out: Dict[str, Tensor] = {}
+    for i, c in enumerate(channels):
+        out[f'backbone.norm{i}.weight'] = torch.ones(c)
+        out[f'backbone.norm{i}.bias'] = torch.zeros(c)
+    return out
+
+
+def convert_swin_classification(source: Mapping[str, Any]) -> ConversionResult:
+    """torchvision ``swin_t/s/b`` state_dict -> MMDetection ``SwinTransformer`` keys."""
+    renamed, mapping, unconverted = convert_by_rules(source, SWIN_CLASSIFICATION_RULES)
+    state_dict: Dict[str, Tensor] = {}
+    for old, new in mapping.items():
+        value = renamed[new]
+        if new.startswith('S'):  # features.{2k+1} -> stages.k
+            index, rest = new[1:].split('.', 1)
+            new = f'backbone.stages.{(int(index) - 1) // 2}.{rest}'
+            if new.endswith('relative_position_index'):
+                side = int(round(value.numel()**0.5))
+                value = value.reshape(side, side)
+        elif new.startswith('M'):  # features.{2k+2} -> stages.k.downsample
+            index, rest = new[1:].split('.', 1)
+            new = f'backbone.stages.{(int(index) - 2) // 2}.{rest}'
+            value = swin_merging_order(value)
+        state_dict[new] = value
+    embed = state_dict['backbone.patch_embed.projection.weight'].shape[0]
+    num_stages = 1 + sum(1 for k in state_dict if k.endswith('downsample.reduction.weight'))
+    state_dict.update(swin_output_norms([embed * 2**i for i in range(num_stages)]))
+    meta = {'source_format': 'torchvision', 'source_model': 'classification', 'classes': None,
+            'dataset_meta': {}, 'added': 'backbone.norm{i}: output LayerNorms at init (1, 0)'}
+    return ConversionResult(state_dict, meta, unconverted)
+
+
+# ------------------------------------------------------------------- RegNetX (regnet_x_*)
+# stem.{0: conv, 1: BN}; trunk_output.block{i}.block{i}-{j}.{proj, f.a, f.b, f.c}.{0: conv, 1: BN}
+REGNET_CLASSIFICATION_RULES: KeyRules = (
+    (r'stem\.0\.weight', r'backbone.conv1.weight'),
+    (r'stem\.1\.' + _P, r'backbone.bn1.\1'),
+    (r'trunk_output\.block(\d)\.block\d-(\d+)\.proj\.(0|1)\.(.+)',
+     r'backbone.layer\1.\2.downsample.\3.\4'),
+    (r'trunk_output\.block(\d)\.block\d-(\d+)\.f\.a\.0\.weight', r'backbone.layer\1.\2.conv1.weight'),
+    (r'trunk_output\.block(\d)\.block\d-(\d+)\.f\.a\.1\.' + _P, r'backbone.layer\1.\2.bn1.\3'),
+    (r'trunk_output\.block(\d)\.block\d-(\d+)\.f\.b\.0\.weight', r'backbone.layer\1.\2.conv2.weight'),
+    (r'trunk_output\.block(\d)\.block\d-(\d+)\.f\.b\.1\.' + _P, r'backbone.layer\1.\2.bn2.\3'),
+    (r'trunk_output\.block(\d)\.block\d-(\d+)\.f\.c\.0\.weight', r'backbone.layer\1.\2.conv3.weight'),
+    (r'trunk_output\.block(\d)\.block\d-(\d+)\.f\.c\.1\.' + _P, r'backbone.layer\1.\2.bn3.\3'),
+)
+
+
+def is_torchvision_regnet(keys: Sequence[str]) -> bool:
+    """Whether keys look like a torchvision ``regnet_x_*`` / ``regnet_y_*`` classifier."""
+    keys = set(keys)
+    return 'stem.0.weight' in keys and any(k.startswith('trunk_output.block1.') for k in keys)
+
+
+def convert_regnet_classification(source: Mapping[str, Any]) -> ConversionResult:
+    """torchvision ``regnet_x_*`` state_dict -> MMDetection ``RegNet`` keys.
+
+    RegNetY's squeeze-excitation (``f.se.*``) has no place in MMDetection's RegNet (X only):
+    those keys stay unconverted and are reported as such.
+    """
+    state_dict, _, unconverted = convert_by_rules(source, REGNET_CLASSIFICATION_RULES)
+    meta = {'source_format': 'torchvision', 'source_model': 'classification',
+            'style': 'pytorch', 'classes': None, 'dataset_meta': {}}
+    return ConversionResult(add_num_batches_tracked(state_dict), meta, unconverted)

@@ -83,8 +83,13 @@ def build_norm_layer(cfg: Dict, num_features: int,
     return name, layer
 
 
+#: conv types beyond ``nn.Conv2d`` (``'DCN'``, ``'DCNv2'``: see deform_conv.py), by type name
+CONV_LAYERS: Dict[str, type] = {}
+
+
 def build_conv_layer(cfg: Optional[Dict], *args, **kwargs) -> nn.Module:
-    """Build a convolution; ``None`` or ``dict(type='Conv2d'|'Conv')`` gives ``nn.Conv2d``."""
+    """Build a convolution; ``None`` or ``dict(type='Conv2d'|'Conv')`` gives ``nn.Conv2d``,
+    other types come from :data:`CONV_LAYERS`."""
     if cfg is None:
         layer_type = 'Conv2d'
     else:
@@ -94,8 +99,10 @@ def build_conv_layer(cfg: Optional[Dict], *args, **kwargs) -> nn.Module:
         kwargs.update({k: v for k, v in cfg.items() if k != 'type'})
     if layer_type in ('Conv', 'Conv2d'):
         return nn.Conv2d(*args, **kwargs)
+    if layer_type in CONV_LAYERS:
+        return CONV_LAYERS[layer_type](*args, **kwargs)
     raise KeyError(f'conv_cfg type {layer_type!r} is not supported; '
-                   "use None or dict(type='Conv2d')")
+                   f"use None, dict(type='Conv2d') or one of {sorted(CONV_LAYERS)}")
 
 
 def build_activation_layer(cfg: Dict) -> nn.Module:

@@ -1,4 +1,5 @@
 """Necks (registered in MODELS)."""
 from .fpn import FPN
+from .hrfpn import HRFPN
 
-__all__ = ['FPN']
+__all__ = ['FPN', 'HRFPN']
