@@ -8,7 +8,8 @@ pretrained weights cannot be loaded stops the run instead of training from
 random initialisation. (MMEngine's own ``PretrainedInit`` would read the file
 with a plain ``torch.load`` and load it non-strictly.)
 """
-from typing import Any, Dict, List, Optional, Sequence, Union
+from dataclasses import replace
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 from mmengine.logging import MMLogger
 from torch import nn
@@ -24,7 +25,9 @@ def pretrained_cfgs(init_cfg: Union[None, Dict, Sequence[Dict]]) -> List[Dict[st
 
 
 def load_pretrained_init(module: nn.Module, checkpoint: str, prefix: Optional[str] = None,
-                         name: Optional[str] = None) -> LoadedCheckpoint:
+                         name: Optional[str] = None,
+                         adapt: Optional[Callable[[Dict[str, Any]], Dict[str, Any]]] = None
+                         ) -> LoadedCheckpoint:
     """Load a backbone's pretrained weights exactly (see the module docstring).
 
     Args:
@@ -34,6 +37,8 @@ def load_pretrained_init(module: nn.Module, checkpoint: str, prefix: Optional[st
             ``'backbone.'`` when the file has such keys (a detector or a converted
             file), else the keys as they are (an ImageNet state_dict).
         name: how to call the backbone in messages (``'ResNet-50'``).
+        adapt: the backbone's own step on the read state_dict (SSDVGG derives its
+            fc6/fc7 convs from a VGG-16 classifier's fc layers).
 
     Returns:
         The read checkpoint (its meta says e.g. the ResNet style it was trained with).
@@ -48,6 +53,8 @@ def load_pretrained_init(module: nn.Module, checkpoint: str, prefix: Optional[st
         loaded = read_checkpoint(checkpoint)
     except FileNotFoundError as exc:
         raise FileNotFoundError(f'{name} init_cfg checkpoint: {exc}') from None
+    if adapt is not None:
+        loaded = replace(loaded, state_dict=adapt(loaded.state_dict))
     if prefix is None and any(k.startswith('backbone.') for k in loaded.state_dict):
         prefix = 'backbone.'
     if prefix and not prefix.endswith('.'):

@@ -15,7 +15,8 @@ from .coco_classes import COCO_CATEGORY_IDS, COCO_CLASSES, coco_id_to_index, unu
 from .detectron2 import (convert_detectron2, is_caffe2_naming, is_detectron2_naming,
                          load_detectron2_pkl)
 from .torchvision import (convert_torchvision, is_torchvision_classification,
-                          is_torchvision_detection)
+                          is_torchvision_detection, is_torchvision_mobilenet_v2,
+                          is_torchvision_ssd)
 
 FORMATS = ('auto', 'torchvision', 'detectron2', 'caffe')
 
@@ -24,6 +25,8 @@ def detect_state_dict_format(state_dict: Mapping[str, Any]) -> Union[str, None]:
     """``'torchvision'`` / ``'detectron2'`` from a dict's keys, or ``None`` (mmft or unknown)."""
     keys = list(state_dict)
     if is_torchvision_detection(keys) or is_torchvision_classification(keys):
+        return 'torchvision'
+    if is_torchvision_ssd(keys) or is_torchvision_mobilenet_v2(keys):
         return 'torchvision'
     if is_detectron2_naming(keys) or is_caffe2_naming(keys):
         return 'detectron2'

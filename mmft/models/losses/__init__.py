@@ -1,11 +1,12 @@
 """Losses (registered in MODELS)."""
 from .cross_entropy import (CrossEntropyLoss, binary_cross_entropy, cross_entropy,
                             mask_cross_entropy)
+from .mse_loss import MSELoss, mse_loss
 from .smooth_l1 import L1Loss, SmoothL1Loss, l1_loss, smooth_l1_loss
 from .utils import reduce_loss, weight_reduce_loss, weighted_loss
 
 __all__ = [
     'CrossEntropyLoss', 'cross_entropy', 'binary_cross_entropy', 'mask_cross_entropy',
     'SmoothL1Loss', 'L1Loss', 'smooth_l1_loss', 'l1_loss', 'reduce_loss', 'weight_reduce_loss',
-    'weighted_loss'
+    'weighted_loss', 'MSELoss', 'mse_loss'
 ]
