@@ -141,5 +141,5 @@ def test_yolov3_darknet53_configs(config_dir, images):
     assert sum(p.numel() for p in model.parameters()) == 61949149
     del model
     cfg = load(config_dir, 'yolo/yolov3_d53_8xb8-320-273e_coco.py')
-    assert cfg.train_pipeline[2]['type'] == 'MinIoURandomCrop'
+    assert [s['type'] for s in cfg.train_pipeline][2:4] == ['Expand', 'MinIoURandomCrop']
     _train_and_predict(cfg, images)
