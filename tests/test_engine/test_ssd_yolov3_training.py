@@ -45,7 +45,7 @@ def _run(shapes, work_dir, model, max_iters, lr):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('make_model, lr', [(tiny_ssdlite, 0.01), (tiny_yolov3, 0.002)])
+@pytest.mark.parametrize('make_model, lr', [(tiny_ssdlite, 0.01), (tiny_yolov3, 0.01)])
 def test_short_shapes_run_learns(shapes, tmp_path, make_model, lr):
     losses, metrics = _run(shapes, tmp_path, make_model(len(SOURCE_CLASSES)), 80, lr)
     assert np.isfinite(losses).all()
