@@ -62,3 +62,17 @@ def test_cityscapes_yolov3_recipe(repo_root):
     with DefaultScope.overwrite_default_scope('mmft'):
         model = MODELS.build(cfg.model)
     assert [c.out_channels for c in model.bbox_head.convs_pred] == [39, 39, 39]  # 3 * (5 + 8)
+
+
+@pytest.mark.parametrize('name, head, num', [('voc_ssd300', 'SSDHead', 20),
+                                             ('cityscapes_yolov3', 'YOLOV3Head', 8)])
+def test_num_classes_auto_follows_the_dataset(repo_root, name, head, num):
+    from mmft.finetune.config import resolve_num_classes
+    cfg = _cfg(repo_root, name)
+    cfg.model.bbox_head.num_classes = 'auto'
+    classes = resolve_num_classes(cfg)
+    assert cfg.model.bbox_head.type == head and cfg.model.bbox_head.num_classes == num
+    assert len(classes) == num
+    cfg.model.bbox_head.num_classes = num + 1
+    with pytest.raises(ValueError, match=f'model.bbox_head.num_classes={num + 1}'):
+        resolve_num_classes(cfg)
