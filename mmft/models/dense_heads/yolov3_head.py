@@ -176,7 +176,6 @@ class YOLOV3Head(BaseModule):
         if not hasattr(self, 'assigner'):
             raise RuntimeError('YOLOV3Head.loss needs train_cfg with an assigner (GridAssigner); '
                                'build the detector with train_cfg')
-        num_imgs = len(batch_img_metas)
         device = pred_maps[0].device
         featmap_sizes = [tuple(p.shape[-2:]) for p in pred_maps]
         mlvl_anchors = self.prior_generator.grid_priors(featmap_sizes, device=device)

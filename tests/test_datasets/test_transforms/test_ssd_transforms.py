@@ -33,7 +33,6 @@ def test_expand_probability_and_bad_arguments(sample):
 
 
 def test_min_iou_random_crop_keeps_iou_and_alignment(sample):
-    boxes = sample['gt_bboxes'].copy()
     for seed in range(12):
         np.random.seed(seed)
         crop = MinIoURandomCrop(min_ious=(0.1, 0.3), min_crop_size=0.3)
