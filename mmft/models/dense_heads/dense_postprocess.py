@@ -23,9 +23,10 @@ def filter_scores_and_topk(scores: Tensor, score_thr: float,
     valid = scores > score_thr
     kept = scores[valid]
     idxs = torch.nonzero(valid, as_tuple=False)
-    num = kept.numel() if topk <= 0 else min(topk, kept.numel())
-    kept, order = kept.sort(descending=True)
-    kept, order = kept[:num], order[:num]
+    if 0 < topk < kept.numel():
+        kept, order = kept.topk(topk)  # sorted; cheaper than sorting every pair
+    else:
+        kept, order = kept.sort(descending=True)
     prior_idx, labels = idxs[order].unbind(dim=1)
     return kept, labels, prior_idx
 
