@@ -8,6 +8,7 @@ pretrained weights cannot be loaded stops the run instead of training from
 random initialisation. (MMEngine's own ``PretrainedInit`` would read the file
 with a plain ``torch.load`` and load it non-strictly.)
 """
+from dataclasses import replace
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 from mmengine.logging import MMLogger
@@ -25,7 +26,9 @@ def pretrained_cfgs(init_cfg: Union[None, Dict, Sequence[Dict]]) -> List[Dict[st
 
 def load_pretrained_init(module: nn.Module, checkpoint: str, prefix: Optional[str] = None,
                          name: Optional[str] = None,
-                         keep_init: Optional[Callable[[str], bool]] = None) -> LoadedCheckpoint:
+                         keep_init: Optional[Callable[[str], bool]] = None,
+                         adapt: Optional[Callable[[Dict[str, Any]], Dict[str, Any]]] = None
+                         ) -> LoadedCheckpoint:
     """Load a backbone's pretrained weights exactly (see the module docstring).
 
     Args:
@@ -38,6 +41,8 @@ def load_pretrained_init(module: nn.Module, checkpoint: str, prefix: Optional[st
         keep_init: says which of the module's keys an ImageNet file cannot have (layers a
             detector adds to the classifier: deformable-conv offsets, context blocks);
             those the file lacks keep the module's own initialisation, and the log says so.
+        adapt: the backbone's own step on the read state_dict (SSDVGG derives its
+            fc6/fc7 convs from a VGG-16 classifier's fc layers).
 
     Returns:
         The read checkpoint (its meta says e.g. the ResNet style it was trained with).
@@ -52,6 +57,8 @@ def load_pretrained_init(module: nn.Module, checkpoint: str, prefix: Optional[st
         loaded = read_checkpoint(checkpoint)
     except FileNotFoundError as exc:
         raise FileNotFoundError(f'{name} init_cfg checkpoint: {exc}') from None
+    if adapt is not None:
+        loaded = replace(loaded, state_dict=adapt(loaded.state_dict))
     if prefix is None and any(k.startswith('backbone.') for k in loaded.state_dict):
         prefix = 'backbone.'
     if prefix and not prefix.endswith('.'):

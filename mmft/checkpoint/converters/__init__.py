@@ -16,7 +16,8 @@ from .detectron2 import (convert_detectron2, is_caffe2_naming, is_detectron2_nam
                          load_detectron2_pkl)
 from .swin import convert_swin_official, is_swin_official
 from .torchvision import (convert_torchvision, is_torchvision_classification,
-                          is_torchvision_detection, is_torchvision_regnet, is_torchvision_swin)
+                          is_torchvision_detection, is_torchvision_mobilenet_v2,
+                          is_torchvision_regnet, is_torchvision_ssd, is_torchvision_swin)
 
 FORMATS = ('auto', 'torchvision', 'detectron2', 'caffe')
 
@@ -31,6 +32,8 @@ def detect_state_dict_format(state_dict: Mapping[str, Any]) -> Union[str, None]:
         return 'torchvision'
     if is_swin_official(keys):
         return 'swin'
+    if is_torchvision_ssd(keys) or is_torchvision_mobilenet_v2(keys):
+        return 'torchvision'
     if is_detectron2_naming(keys) or is_caffe2_naming(keys):
         return 'detectron2'
     return None

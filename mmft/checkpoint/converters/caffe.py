@@ -21,7 +21,8 @@ ResNet (He et al.'s ``ResNet-{50,101,152}-model.caffemodel``) layer names:
 
 VGG-16 (``VGG_ILSVRC_16_layers.caffemodel``): ``conv{i}_{j}`` and ``fc6..8`` go
 to torchvision's VGG-16 names (``backbone.features.{n}``, ``backbone.classifier.{n}``);
-mmft has no VGG backbone yet, so these load only into a module with those names.
+SSD's ``SSDVGG`` backbone takes them as its ``init_cfg`` checkpoint, its conv6 / conv7
+decimated from fc6 / fc7 (:mod:`mmft.checkpoint.converters.vgg`).
 
 Conventions of Caffe ImageNet weights: BGR input in 0..255, mean subtraction
 only (``std=[1, 1, 1]``, ``bgr_to_rgb=False``), ResNet ``style='caffe'``.

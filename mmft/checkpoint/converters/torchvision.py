@@ -285,6 +285,10 @@ def convert_torchvision(source: Mapping[str, Any]) -> ConversionResult:
     keys = list(source)
     if is_torchvision_one_stage(keys):
         return convert_one_stage(source)
+    if is_torchvision_ssd(keys):
+        return convert_ssd(source)
+    if is_torchvision_mobilenet_v2(keys):
+        return convert_mobilenet_v2(source)
     if is_torchvision_detection(keys):
         return convert_detection(source)
     if is_torchvision_swin(keys):
@@ -399,4 +403,125 @@ def convert_regnet_classification(source: Mapping[str, Any]) -> ConversionResult
     state_dict, _, unconverted = convert_by_rules(source, REGNET_CLASSIFICATION_RULES)
     meta = {'source_format': 'torchvision', 'source_model': 'classification',
             'style': 'pytorch', 'classes': None, 'dataset_meta': {}}
+    return ConversionResult(add_num_batches_tracked(state_dict), meta, unconverted)
+
+
+# ---------------------------------------------------------------------------------------
+# MobileNetV2 classifier and SSD300-VGG16 detector (the SSD / YOLOv3 families)
+# ---------------------------------------------------------------------------------------
+
+#: torchvision ``mobilenet_v2`` ``features.{n}`` (n = 1..17) -> mmft ``layer{i}.{j}``
+_MBV2_BLOCKS = [(stage + 1, j) for stage, n in enumerate((1, 2, 3, 4, 3, 3, 1))
+                for j in range(n)]
+
+
+def _mobilenet_v2_rules() -> KeyRules:
+    rules = [(r'features\.0\.0\.weight', 'backbone.conv1.conv.weight'),
+             (r'features\.0\.1\.' + _P, r'backbone.conv1.bn.\1'),
+             (r'features\.18\.0\.weight', 'backbone.conv2.conv.weight'),
+             (r'features\.18\.1\.' + _P, r'backbone.conv2.bn.\1')]
+    for n, (stage, j) in enumerate(_MBV2_BLOCKS, start=1):
+        block = f'backbone.layer{stage}.{j}'
+        # the expand-ratio-1 block has no expand conv, so its indices shift by one
+        parts = (('0', 'depthwise_conv'), ('1', 'linear_conv'), ('2', None)) if n == 1 else \
+            (('0', 'expand_conv'), ('1', 'depthwise_conv'), ('2', 'linear_conv'), ('3', None))
+        for idx, name in parts:
+            if name is None:  # the linear conv's BatchNorm
+                rules.append((rf'features\.{n}\.conv\.{idx}\.' + _P,
+                              rf'{block}.linear_conv.bn.\1'))
+            elif name == 'linear_conv':
+                rules.append((rf'features\.{n}\.conv\.{idx}\.weight', f'{block}.{name}.conv.weight'))
+            else:
+                rules.append((rf'features\.{n}\.conv\.{idx}\.0\.weight',
+                              f'{block}.{name}.conv.weight'))
+                rules.append((rf'features\.{n}\.conv\.{idx}\.1\.' + _P,
+                              rf'{block}.{name}.bn.\1'))
+    return tuple(rules)
+
+
+MOBILENET_V2_RULES: KeyRules = _mobilenet_v2_rules()
+
+#: torchvision ``ssd300_vgg16``: backbone and box regression (class rows separately).
+#: Its ``backbone.extra.0`` is pool4, conv5_1..3 and (``.7``) pool5, fc6, fc7: SSDVGG's
+#: ``features`` 23..34; ``backbone.extra.{k}`` (k >= 1) is the neck's extra level k - 1.
+SSD300_VGG16_RULES: KeyRules = (
+    (r'backbone\.features\.(\d+)\.(weight|bias)', r'backbone.features.\1.\2'),
+    (r'backbone\.extra\.0\.1\.(weight|bias)', r'backbone.features.24.\1'),
+    (r'backbone\.extra\.0\.3\.(weight|bias)', r'backbone.features.26.\1'),
+    (r'backbone\.extra\.0\.5\.(weight|bias)', r'backbone.features.28.\1'),
+    (r'backbone\.extra\.0\.7\.1\.(weight|bias)', r'backbone.features.31.\1'),
+    (r'backbone\.extra\.0\.7\.3\.(weight|bias)', r'backbone.features.33.\1'),
+    (r'backbone\.scale_weight', r'neck.l2_norm.weight'),
+) + tuple(
+    rule for k in range(1, 9) for rule in (
+        (rf'backbone\.extra\.{k}\.0\.(weight|bias)', rf'neck.extra_layers.{k - 1}.0.conv.\1'),
+        (rf'backbone\.extra\.{k}\.2\.(weight|bias)', rf'neck.extra_layers.{k - 1}.1.conv.\1'))
+) + (
+    (r'head\.regression_head\.module_list\.(\d+)\.(weight|bias)',
+     r'bbox_head.reg_convs.\1.0.\2'),
+)
+
+
+def is_torchvision_mobilenet_v2(keys: Sequence[str]) -> bool:
+    """Whether keys look like torchvision's ``mobilenet_v2`` classifier."""
+    keys = set(keys)
+    return {'features.0.0.weight', 'features.1.conv.0.0.weight',
+            'features.18.0.weight'} <= keys
+
+
+def is_torchvision_ssd(keys: Sequence[str]) -> bool:
+    """Whether keys look like torchvision's ``ssd300_vgg16`` detector."""
+    keys = set(keys)
+    return 'backbone.scale_weight' in keys and \
+        any(k.startswith('head.classification_head.module_list.') for k in keys)
+
+
+def convert_mobilenet_v2(source: Mapping[str, Any]) -> ConversionResult:
+    """torchvision ``mobilenet_v2`` -> ``backbone.*`` of mmft's MobileNetV2 (``classifier``
+    stays unconverted)."""
+    state_dict, _, unconverted = convert_by_rules(source, MOBILENET_V2_RULES)
+    meta = {'source_format': 'torchvision', 'source_model': 'classification',
+            'architecture': 'mobilenet_v2', 'classes': None, 'dataset_meta': {}}
+    return ConversionResult(add_num_batches_tracked(state_dict), meta, unconverted)
+
+
+def convert_ssd(source: Mapping[str, Any]) -> ConversionResult:
+    """torchvision ``ssd300_vgg16`` -> mmft's SSD300 (SSDVGG, SSDNeck, SSDHead).
+
+    Class rows: torchvision has, per anchor, ``N`` rows with background FIRST (91 = COCO
+    ids for its COCO model); mmft has the classes then background LAST, per anchor, so
+    each anchor's block is reordered (for 91 rows: the 80 used COCO ids in mmft's order).
+    """
+    cls_prefix = 'head.classification_head.module_list.'
+    per_class = {k: v for k, v in source.items() if k.startswith(cls_prefix)}
+    rest = {k: v for k, v in source.items() if not k.startswith(cls_prefix)}
+    state_dict, _, unconverted = convert_by_rules(rest, SSD300_VGG16_RULES)
+    num_rows = None
+    regs = {int(k.split('.')[-2]): int(to_tensor(v, k).shape[0]) // 4
+            for k, v in source.items() if k.startswith('head.regression_head.')
+            and k.endswith('weight')}
+    classes: Optional[Tuple[str, ...]] = None
+    for key, value in per_class.items():
+        level, name = key[len(cls_prefix):].split('.')
+        tensor = to_tensor(value, key)
+        anchors = regs.get(int(level))
+        if not anchors or tensor.shape[0] % anchors:
+            raise ValueError(f'torchvision {key} has {tensor.shape[0]} rows, not a multiple of '
+                             f'the {anchors} anchors of its regression head; the file looks '
+                             'truncated')
+        num_rows = tensor.shape[0] // anchors
+        if num_rows == TORCHVISION_COCO_NUM_OUTPUTS:
+            source_index, classes = [i - 1 for i in COCO_CATEGORY_IDS], tuple(COCO_CLASSES)
+        else:
+            source_index, classes = list(range(num_rows - 1)), None
+        state_dict[f'bbox_head.cls_convs.{level}.0.{name}'] = gather_class_rows(
+            tensor, ClassRows(num_rows - 1, groups=anchors, background='first',
+                              activation='softmax'),
+            ClassRows(len(source_index), groups=anchors, background='last',
+                      activation='softmax'), source_index)
+    meta: Dict[str, Any] = {'source_format': 'torchvision', 'source_model': 'detection',
+                            'architecture': 'ssd300_vgg16', 'classes': classes,
+                            'dataset_meta': dataset_meta(classes)}
+    if num_rows == TORCHVISION_COCO_NUM_OUTPUTS:
+        meta['dropped_rows'] = f'class rows of unused COCO ids {unused_coco_ids()}'
     return ConversionResult(add_num_batches_tracked(state_dict), meta, unconverted)

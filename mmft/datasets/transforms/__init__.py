@@ -4,9 +4,10 @@ from .formatting import PackDetInputs
 from .geometric import Pad, RandomChoiceResize, RandomCrop, RandomFlip, RandomResize, Resize
 from .loading import LoadAnnotations, LoadImageFromFile
 from .photometric import PhotoMetricDistortion
+from .ssd_transforms import Expand, MinIoURandomCrop
 
 __all__ = [
     'BaseTransform', 'SKIP_REASON_KEY', 'skip_sample', 'select_instances', 'LoadImageFromFile',
     'LoadAnnotations', 'Resize', 'RandomResize', 'RandomChoiceResize', 'RandomFlip', 'Pad',
-    'RandomCrop', 'PhotoMetricDistortion', 'PackDetInputs'
+    'RandomCrop', 'PhotoMetricDistortion', 'PackDetInputs', 'Expand', 'MinIoURandomCrop'
 ]

@@ -1,8 +1,12 @@
 """Backbones (registered in MODELS)."""
+from .darknet import Darknet
+from .mobilenet_v2 import MobileNetV2
 from .resnet import ResNet
 from .hrnet import HRNet
 from .regnet import RegNet
 from .resnext import ResNeXt
 from .swin import SwinTransformer
+from .vgg import SSDVGG
 
-__all__ = ['ResNet', 'ResNeXt', 'RegNet', 'SwinTransformer', 'HRNet']
+__all__ = ['ResNet', 'ResNeXt', 'RegNet', 'SwinTransformer', 'HRNet', 'SSDVGG', 'MobileNetV2',
+           'Darknet']

@@ -5,6 +5,8 @@ from .base_dense_head import BaseDenseHead
 from .fcos_head import FCOSHead
 from .retina_head import RetinaHead
 from .rpn_head import RPNHead, unpack_gt_instances
+from .ssd_head import SSDHead
+from .yolov3_head import YOLOV3Head
 
 __all__ = ['RPNHead', 'unpack_gt_instances', 'BaseDenseHead', 'AnchorHead', 'RetinaHead',
-           'FCOSHead', 'ATSSHead']
+           'FCOSHead', 'ATSSHead', 'SSDHead', 'YOLOV3Head']

@@ -7,6 +7,7 @@ from .retinanet import RetinaNet
 from .rpn import RPN
 from .single_stage import SingleStageDetector
 from .two_stage import FasterRCNN, MaskRCNN, TwoStageDetector
+from .yolov3 import YOLOV3
 
 __all__ = ['BaseDetector', 'SingleStageDetector', 'TwoStageDetector', 'FasterRCNN', 'MaskRCNN',
-           'CascadeRCNN', 'RPN', 'RetinaNet', 'FCOS', 'ATSS']
+           'CascadeRCNN', 'RPN', 'RetinaNet', 'FCOS', 'ATSS', 'YOLOV3']

@@ -3,6 +3,7 @@ from .cross_entropy import (CrossEntropyLoss, binary_cross_entropy, cross_entrop
                             mask_cross_entropy)
 from .focal_loss import FocalLoss, sigmoid_focal_loss
 from .iou_loss import GIoULoss, IoULoss, giou_loss, iou_loss
+from .mse_loss import MSELoss, mse_loss
 from .smooth_l1 import L1Loss, SmoothL1Loss, l1_loss, smooth_l1_loss
 from .utils import reduce_loss, weight_reduce_loss, weighted_loss
 
@@ -10,5 +11,5 @@ __all__ = [
     'CrossEntropyLoss', 'cross_entropy', 'binary_cross_entropy', 'mask_cross_entropy',
     'SmoothL1Loss', 'L1Loss', 'smooth_l1_loss', 'l1_loss', 'reduce_loss', 'weight_reduce_loss',
     'weighted_loss', 'FocalLoss', 'sigmoid_focal_loss', 'IoULoss', 'GIoULoss', 'iou_loss',
-    'giou_loss'
+    'giou_loss', 'MSELoss', 'mse_loss'
 ]

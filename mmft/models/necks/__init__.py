@@ -1,5 +1,7 @@
 """Necks (registered in MODELS)."""
 from .fpn import FPN
 from .hrfpn import HRFPN
+from .ssd_neck import SSDNeck
+from .yolov3_neck import YOLOV3Neck
 
-__all__ = ['FPN', 'HRFPN']
+__all__ = ['FPN', 'HRFPN', 'SSDNeck', 'YOLOV3Neck']

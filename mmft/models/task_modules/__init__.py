@@ -6,9 +6,12 @@ from .coders import DeltaXYWHBBoxCoder
 from .distance_point_coder import DistancePointBBoxCoder
 from .point_generator import MlvlPointGenerator
 from .samplers import PseudoSampler, RandomSampler, SamplingResult
+from .ssd_anchors import SSDAnchorGenerator
+from .yolo import GridAssigner, YOLOAnchorGenerator, YOLOBBoxCoder
 
 __all__ = [
     'AnchorGenerator', 'anchor_inside_flags', 'DeltaXYWHBBoxCoder', 'BboxOverlaps2D',
     'AssignResult', 'MaxIoUAssigner', 'RandomSampler', 'PseudoSampler', 'SamplingResult',
-    'ATSSAssigner', 'DistancePointBBoxCoder', 'MlvlPointGenerator'
+    'ATSSAssigner', 'DistancePointBBoxCoder', 'MlvlPointGenerator', 'SSDAnchorGenerator',
+    'YOLOAnchorGenerator', 'YOLOBBoxCoder', 'GridAssigner'
 ]

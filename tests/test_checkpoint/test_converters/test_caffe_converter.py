@@ -106,8 +106,9 @@ def test_layer_names_of_deep_resnets_and_garbage_input():
 
 
 def test_vgg16_layers_get_torchvision_vgg16_names():
-    """VGG-16 has no mmft backbone: its blobs get torchvision's VGG-16 names (under
-    ``backbone.``), so the converted file loads into ``torchvision.models.vgg16()``."""
+    """VGG-16's blobs get torchvision's VGG-16 names (under ``backbone.``), so the converted
+    file loads into ``torchvision.models.vgg16()`` (and into SSDVGG, see
+    tests/test_models/test_backbones/test_ssd_yolo_backbones.py)."""
     import torchvision
     from mmft.checkpoint.converters import CaffeLayer
     names = [f'conv{b}_{i}' for b, n in zip(range(1, 6), (2, 2, 3, 3, 3)) for i in range(1, n + 1)]
