@@ -199,8 +199,9 @@ class BaseDetDataset(BaseDataset):
     def filter_data(self) -> List[dict]:
         """Apply ``filter_cfg``: ``filter_empty_gt`` drops images without instances,
         ``min_size`` images whose shorter side is smaller. Nothing is filtered in test mode."""
+        self._check_not_empty(self.data_list)
         if self.test_mode or not self.filter_cfg:
-            return self._check_not_empty(self.data_list)
+            return self.data_list
         filter_empty = self.filter_cfg.get('filter_empty_gt', False)
         min_size = self.filter_cfg.get('min_size', 0)
         kept = [d for d in self.data_list

@@ -140,6 +140,6 @@ def test_an_empty_dataset_says_why_instead_of_failing_to_concatenate(tree, log_m
     content['images'] = []
     with open(tree / 'empty.json', 'w') as f:
         json.dump(content, f)
-    for test_mode in (True, False):
+    for kwargs in (dict(test_mode=True), dict(), dict(filter_cfg=dict(filter_empty_gt=True))):
         with pytest.raises(ValueError, match='empty.json lists no usable image'):
-            _build(tree, 'empty.json', test_mode=test_mode)
+            _build(tree, 'empty.json', **kwargs)

@@ -2,6 +2,7 @@
 would be; outdated checkpoints go only after the new one is in place; bad arguments fail
 when the hook is built."""
 import glob
+import itertools
 import logging
 import os.path as osp
 
@@ -19,7 +20,6 @@ from mmft.engine.hooks import CheckpointHook
 from mmft.checkpoint import torch_load_safely
 from mmft.registry import HOOKS
 from tests.kill_during_save import Killed, stop_at
-from tests.tiny_runs import make_shapes_data, tiny_config
 
 MAX_ITERS = 8
 INTERVAL = 2
@@ -61,37 +61,58 @@ def log_messages():
     logger.removeHandler(handler)
 
 
-@pytest.fixture(scope='module')
-def shapes(tmp_path_factory):
-    return make_shapes_data(str(tmp_path_factory.mktemp('shapes')), num_train=4, num_val=2)
+class _Toy(BaseModel):
+    """One weight pulled towards each sample: its value depends on every step, in order."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x, mode='tensor'):
+        if mode == 'loss':
+            return dict(loss=((self.weight - x) ** 2).mean())
+        return [x]
 
 
-def _run(shapes, work_dir, hook_type='CheckpointHook', resume='auto'):
-    # a narrow backbone: 6 MB checkpoints instead of 86 MB, each written and fsync-ed
-    model = dict(backbone=dict(base_channels=16), neck=dict(in_channels=[16, 32, 64, 128]))
-    cfg = tiny_config(shapes['source'], str(work_dir), max_iters=MAX_ITERS,
-                      checkpoint_interval=INTERVAL, resume=resume, model=model)
-    cfg.default_hooks.checkpoint.update(type=hook_type, max_keep_ckpts=1)
-    runner = FinetuneRunner.from_cfg(cfg)
+def _loader(num: int = 4) -> dict:
+    return dict(dataset=[dict(x=torch.tensor([float(i)])) for i in range(num)],
+                sampler=dict(type='DefaultSampler', shuffle=False), batch_size=1,
+                collate_fn=dict(type='default_collate'))
+
+
+def _run(work_dir, hook_type='CheckpointHook', resume='auto'):
+    """FinetuneRunner (its resume path) on a toy model: a run takes a fraction of a second."""
+    runner = FinetuneRunner(
+        model=_Toy(), work_dir=str(work_dir), train_dataloader=_loader(),
+        train_cfg=dict(by_epoch=False, max_iters=MAX_ITERS),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9)),
+        param_scheduler=[dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
+                              end=MAX_ITERS)],
+        default_hooks=dict(checkpoint=dict(type=hook_type, by_epoch=False, interval=INTERVAL,
+                                           max_keep_ckpts=1)),
+        resume=resume, default_scope='mmft', log_level='WARNING',
+        experiment_name=f'ckpt-{next(_RUNS)}')
     recorder = RecordLr()
     runner.register_hook(recorder)
     return runner, recorder
+
+
+_RUNS = itertools.count()
 
 
 def _step(path: str) -> int:
     return int(osp.basename(path)[len('iter_'):-len('.pth')])
 
 
-def test_a_run_stopped_at_any_moment_of_saving_resumes_like_an_uninterrupted_one(
-        shapes, tmp_path):
-    reference, ref_lrs = _run(shapes, tmp_path / 'reference', resume=False)
+def test_a_run_stopped_at_any_moment_of_saving_resumes_like_an_uninterrupted_one(tmp_path):
+    reference, ref_lrs = _run(tmp_path / 'reference', resume=False)
     reference.train()
     assert sorted(ref_lrs.lrs) == list(range(1, MAX_ITERS + 1))
 
     work_dir = str(tmp_path / 'killed')
     expected_start, temps = 0, []
     for event, name, resumes_at in CHAIN:
-        runner, recorder = _run(shapes, work_dir)
+        runner, recorder = _run(work_dir)
         with stop_at(event, name) as state, pytest.raises(Killed):
             runner.train()
         assert state['stopped']
@@ -108,7 +129,7 @@ def test_a_run_stopped_at_any_moment_of_saving_resumes_like_an_uninterrupted_one
         assert torch_load_safely(latest)['meta']['iter'] == resumes_at
         expected_start = resumes_at
 
-    runner, recorder = _run(shapes, work_dir)
+    runner, recorder = _run(work_dir)
     runner.train()
     assert sorted(recorder.lrs) == list(range(expected_start + 1, MAX_ITERS + 1))
     for it, lr in recorder.lrs.items():
@@ -118,11 +139,14 @@ def test_a_run_stopped_at_any_moment_of_saving_resumes_like_an_uninterrupted_one
         [f'iter_{MAX_ITERS}.pth']  # max_keep_ckpts=1, untracked leftovers included
     with open(osp.join(work_dir, 'last_checkpoint')) as f:
         assert f.read() == osp.join(work_dir, f'iter_{MAX_ITERS}.pth')
+    # the same data order, optimizer momentum and schedule: the same weight
+    assert torch.equal(runner.model.weight, reference.model.weight)
+    assert reference.model.weight.item() != 0
 
 
-def test_mmengines_own_hook_loses_the_only_checkpoint_in_the_gap(shapes, tmp_path):
+def test_mmengines_own_hook_loses_the_only_checkpoint_in_the_gap(tmp_path):
     """What the hook fixes; resuming then refuses instead of silently starting over."""
-    runner, _ = _run(shapes, tmp_path, hook_type='mmengine.CheckpointHook')
+    runner, _ = _run(tmp_path, hook_type='mmengine.CheckpointHook')
     with stop_at('removed', 'iter_2.pth'), pytest.raises(Killed):
         runner.train()
     assert not glob.glob(str(tmp_path / '*.pth'))
@@ -130,7 +154,7 @@ def test_mmengines_own_hook_loses_the_only_checkpoint_in_the_gap(shapes, tmp_pat
                        'exist.*no other complete checkpoint.*delete .*last_checkpoint'):
         find_resume_checkpoint(str(tmp_path))
     # --resume refuses too, instead of restarting at iteration 1 (from load_from, if set)
-    resumed, recorder = _run(shapes, tmp_path)
+    resumed, recorder = _run(tmp_path)
     with pytest.raises(NoCheckpointToResumeError):
         resumed.train()
     assert not recorder.lrs
@@ -182,17 +206,6 @@ def test_the_config_type_name_builds_mmfts_hook():
     assert type(hook) is CheckpointHook and hook.interval == 2
 
 
-class _Toy(BaseModel):
-    def __init__(self):
-        super().__init__()
-        self.weight = torch.nn.Parameter(torch.zeros(1))
-
-    def forward(self, x, mode='tensor'):
-        if mode == 'loss':
-            return dict(loss=((self.weight - x) ** 2).mean())
-        return [x]
-
-
 class _IterationScore(BaseMetric):
     """A score that improves at every validation: each one makes a new best checkpoint."""
 
@@ -204,9 +217,7 @@ class _IterationScore(BaseMetric):
 
 
 def test_the_previous_best_checkpoint_goes_only_after_the_new_one_is_saved(tmp_path):
-    data = [dict(x=torch.ones(1))] * 4
-    loader = dict(dataset=data, sampler=dict(type='DefaultSampler', shuffle=False),
-                  batch_size=1, collate_fn=dict(type='default_collate'))
+    loader = _loader()
     runner = Runner(
         model=_Toy(), work_dir=str(tmp_path), train_dataloader=loader, val_dataloader=loader,
         train_cfg=dict(by_epoch=False, max_iters=4, val_interval=2), val_cfg=dict(),
@@ -215,7 +226,7 @@ def test_the_previous_best_checkpoint_goes_only_after_the_new_one_is_saved(tmp_p
         default_hooks=dict(checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=2,
                                            max_keep_ckpts=1, save_best='score',
                                            rule='greater')),
-        default_scope='mmft', log_level='WARNING', experiment_name=f'best-{id(tmp_path)}')
+        default_scope='mmft', log_level='WARNING', experiment_name=f'best-{next(_RUNS)}')
     assert type(runner.hooks[-1]) is CheckpointHook
     with stop_at('remove', 'best_score_iter_2.pth'), pytest.raises(Killed):
         runner.train()
