@@ -13,35 +13,16 @@ Conventions (subclasses rely on them):
 - Predictions are ``InstanceData(bboxes (K, 4), scores (K,), labels (K,))`` per
   image, in ``img_shape`` pixels (``ori_shape`` with ``rescale``), sorted by score.
 """
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
 import torch
 from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from mmft.structures import SampleList, get_box_wh, scale_boxes
-from ..layers.nms import batched_nms
+from mmft.structures import SampleList
+from .dense_postprocess import bbox_post_process, filter_scores_and_topk
 from .rpn_head import unpack_gt_instances
-
-
-def filter_scores_and_topk(scores: Tensor, score_thr: float, topk: int
-                           ) -> Tuple[Tensor, Tensor, Tensor]:
-    """Keep ``(prior, class)`` pairs scoring above ``score_thr``, then the ``topk`` best.
-
-    Args:
-        scores: ``(N, C)`` per-class scores of N priors.
-
-    Returns:
-        ``scores (K,)`` descending, ``labels (K,)``, ``prior indices (K,)``.
-    """
-    valid = scores > score_thr
-    kept = scores[valid]
-    idxs = torch.nonzero(valid, as_tuple=False)
-    num = kept.numel() if topk is None or topk <= 0 else min(topk, kept.numel())
-    kept, order = kept.sort(descending=True)
-    top = idxs[order[:num]]
-    return kept[:num], top[:, 1], top[:, 0]
 
 
 class BaseDenseHead(BaseModule):
@@ -126,36 +107,8 @@ class BaseDenseHead(BaseModule):
                                labels=torch.cat(label_list))
         if score_factor_list is not None:
             results.score_factors = torch.cat(factor_list)
-        return self._bbox_post_process(results, cfg, rescale, with_nms, img_meta)
-
-    def _bbox_post_process(self, results: InstanceData, cfg: Dict, rescale: bool = False,
-                           with_nms: bool = True,
-                           img_meta: Optional[dict] = None) -> InstanceData:
-        """Rescale, apply score factors, drop small boxes, NMS, keep ``max_per_img``.
-
-        The one place a dense head runs NMS.
-        """
-        if rescale:
-            if img_meta is None or img_meta.get('scale_factor') is None:
-                raise KeyError(f"{type(self).__name__}.predict(rescale=True) needs "
-                               "'scale_factor' in each sample's metainfo")
-            results.bboxes = scale_boxes(results.bboxes,
-                                         [1 / s for s in img_meta['scale_factor']])
-        if 'score_factors' in results:
-            results.scores = results.scores * results.pop('score_factors')
-        min_bbox_size = cfg.get('min_bbox_size', -1)
-        if min_bbox_size >= 0:
-            w, h = get_box_wh(results.bboxes)
-            valid = (w > min_bbox_size) & (h > min_bbox_size)
-            if not valid.all():
-                results = results[valid]
-        if with_nms and results.bboxes.numel() > 0:
-            # per-class NMS or Soft-NMS (which decays the scores it keeps)
-            dets, keep = batched_nms(results.bboxes, results.scores, results.labels, cfg['nms'])
-            results = results[keep]
-            results.scores = dets[:, -1]
-            results = results[:cfg.get('max_per_img', 100)]
-        return results
+        return bbox_post_process(results, cfg, img_meta, rescale, type(self).__name__,
+                                 with_nms)
 
 
 def images_to_levels(target: List[Tensor], num_level_priors: List[int]) -> List[Tensor]:

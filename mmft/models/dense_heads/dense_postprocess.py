@@ -2,18 +2,18 @@
 
 ``filter_scores_and_topk`` keeps the (prior, class) pairs scoring above a threshold, then
 the ``topk`` best of them; ``bbox_post_process`` rescales to the original image, drops
-boxes not larger than ``min_bbox_size`` and runs per-class NMS, keeping ``max_per_img``.
-The NMS call is in one place (:func:`nms_by_class`).
+boxes not larger than ``min_bbox_size`` and runs per-class NMS (or Soft-NMS, through
+:func:`mmft.models.layers.nms.batched_nms`), keeping ``max_per_img``. Every dense head's
+test-time NMS runs here.
 """
 from typing import Dict, Tuple
 
 import torch
 from mmengine.structures import InstanceData
 from torch import Tensor
-from torchvision.ops import batched_nms
 
-from mmft.structures import get_box_wh
-from ..roi_heads.bbox_heads import nms_iou_threshold
+from mmft.structures import get_box_wh, scale_boxes
+from ..layers.nms import batched_nms
 
 
 def filter_scores_and_topk(scores: Tensor, score_thr: float,
@@ -31,12 +31,6 @@ def filter_scores_and_topk(scores: Tensor, score_thr: float,
     return kept, labels, prior_idx
 
 
-def nms_by_class(bboxes: Tensor, scores: Tensor, labels: Tensor, nms_cfg: Dict,
-                 owner: str) -> Tensor:
-    """Indices kept by per-class NMS, by descending score."""
-    return batched_nms(bboxes, scores, labels, nms_iou_threshold(nms_cfg, owner))
-
-
 def bbox_post_process(results: InstanceData, cfg: Dict, img_meta: dict, rescale: bool,
                       owner: str, with_nms: bool = True) -> InstanceData:
     """Rescale, size filter and NMS of one image's ``bboxes``/``scores``/``labels``.
@@ -44,10 +38,11 @@ def bbox_post_process(results: InstanceData, cfg: Dict, img_meta: dict, rescale:
     ``results.score_factors`` (YOLOv3's objectness), when present, multiplies the scores.
     """
     if rescale:
-        scale_factor = img_meta.get('scale_factor')
+        scale_factor = (img_meta or {}).get('scale_factor')
         if scale_factor is None:
-            raise KeyError(f"{owner}.predict(rescale=True) needs 'scale_factor' in metainfo")
-        results.bboxes = results.bboxes / results.bboxes.new_tensor(scale_factor).repeat(2)
+            raise KeyError(f"{owner}.predict(rescale=True) needs 'scale_factor' in each "
+                           "sample's metainfo")
+        results.bboxes = scale_boxes(results.bboxes, [1 / s for s in scale_factor])
     if 'score_factors' in results:
         results.scores = results.scores * results.pop('score_factors')
     min_bbox_size = cfg.get('min_bbox_size', -1)
@@ -57,8 +52,11 @@ def bbox_post_process(results: InstanceData, cfg: Dict, img_meta: dict, rescale:
         if not keep.all():
             results = results[keep]
     if with_nms and len(results) > 0:
-        keep = nms_by_class(results.bboxes, results.scores, results.labels, cfg['nms'], owner)
-        results = results[keep[:cfg.get('max_per_img', 100)]]
+        # per-class NMS or Soft-NMS (which decays the scores it keeps)
+        dets, keep = batched_nms(results.bboxes, results.scores, results.labels, cfg['nms'])
+        results = results[keep]
+        results.scores = dets[:, -1]
+        results = results[:cfg.get('max_per_img', 100)]
     return results
 
 

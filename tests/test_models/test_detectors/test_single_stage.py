@@ -32,9 +32,10 @@ def test_single_stage_detector_routes_configs_features_and_predictions():
         data_preprocessor=dict(type='DetDataPreprocessor'),
         backbone=dict(type='ResNet', depth=18, base_channels=8, out_indices=(1, 2)),
         neck=dict(type='FPN', in_channels=[16, 32], out_channels=8, num_outs=2),
-        bbox_head=dict(type=_Head), train_cfg=dict(assigner='x'), test_cfg=dict(nms='y')))
+        bbox_head=dict(type=_Head), train_cfg=dict(assigner='x'),
+        test_cfg=dict(nms=dict(type='nms', iou_threshold=0.5))))
     assert model.bbox_head.train_cfg == dict(assigner='x')
-    assert model.bbox_head.test_cfg == dict(nms='y')
+    assert model.bbox_head.test_cfg == dict(nms=dict(type='nms', iou_threshold=0.5))
     assert sorted({k.split('.')[0] for k in model.state_dict()}) == ['backbone', 'bbox_head',
                                                                       'neck']
     images = torch.rand(2, 3, 64, 64)
