@@ -11,11 +11,10 @@ from typing import Dict, List, Optional, Sequence, Union
 import torch.nn as nn
 from mmengine.model import BaseModule
 from torch import Tensor
-from torch.nn.modules.batchnorm import _BatchNorm
 
-from mmft.checkpoint.pretrained import load_pretrained_init, pretrained_cfgs
 from mmft.registry import MODELS
 from ..layers import ConvModule
+from .utils import freeze_modules, init_convs_and_norms, load_pretrained_cfgs, norms_to_eval
 
 
 class ResBlock(BaseModule):
@@ -102,17 +101,8 @@ class Darknet(BaseModule):
 
     def init_weights(self) -> None:
         """Kaiming convs, unit norms (MMDetection's default), then the checkpoint."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, (_BatchNorm, nn.GroupNorm)) and m.weight is not None:
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-        for cfg in pretrained_cfgs(self.init_cfg):
-            load_pretrained_init(self, cfg['checkpoint'], prefix=cfg.get('prefix'),
-                                 name=f'Darknet-{self.depth}')
+        init_convs_and_norms(self)
+        load_pretrained_cfgs(self, self.init_cfg, f'Darknet-{self.depth}')
         self._is_init = True
 
     def forward(self, x: Tensor) -> tuple:
@@ -125,17 +115,12 @@ class Darknet(BaseModule):
 
     def _freeze_stages(self) -> None:
         for i in range(max(self.frozen_stages, 0)):
-            block = getattr(self, self.cr_blocks[i])
-            block.eval()
-            for param in block.parameters():
-                param.requires_grad = False
+            freeze_modules(getattr(self, self.cr_blocks[i]))
 
     def train(self, mode: bool = True) -> 'Darknet':
         """Switch mode, keeping frozen stages (and all BN with ``norm_eval``) in eval."""
         super().train(mode)
         self._freeze_stages()
         if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
+            norms_to_eval(self)
         return self

@@ -15,12 +15,12 @@ from typing import Dict, List, Optional, Sequence, Union
 import torch.nn as nn
 from mmengine.model import BaseModule
 from torch import Tensor
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmft.checkpoint.pretrained import load_pretrained_init, pretrained_cfgs
 from mmft.registry import MODELS
 from ..layers import build_conv_layer, build_norm_layer
 from .resnet import BasicBlock, Bottleneck
+from .utils import init_convs_and_norms, norms_to_eval
 
 BLOCKS = {'BASIC': BasicBlock, 'BOTTLENECK': Bottleneck}
 
@@ -221,12 +221,7 @@ class HRNet(BaseModule):
 
     def init_weights(self) -> None:
         """Kaiming convs and unit norms (MMDetection's init), then the pretrained file."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
-            elif isinstance(m, (_BatchNorm, nn.GroupNorm)) and m.weight is not None:
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_convs_and_norms(self)
         if self.zero_init_residual:
             for m in self.modules():
                 if isinstance(m, Bottleneck):
@@ -257,7 +252,5 @@ class HRNet(BaseModule):
         super().train(mode)
         self._freeze_stages()
         if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
+            norms_to_eval(self)
         return self

@@ -15,11 +15,10 @@ import torch.nn as nn
 import torch.utils.checkpoint as cp
 from mmengine.model import BaseModule
 from torch import Tensor
-from torch.nn.modules.batchnorm import _BatchNorm
 
-from mmft.checkpoint.pretrained import load_pretrained_init, pretrained_cfgs
 from mmft.registry import MODELS
 from ..layers import ConvModule
+from .utils import freeze_modules, init_convs_and_norms, load_pretrained_cfgs, norms_to_eval
 
 
 def make_divisible(value: float, divisor: int, min_value: Optional[int] = None,
@@ -137,29 +136,15 @@ class MobileNetV2(BaseModule):
 
     def init_weights(self) -> None:
         """Kaiming convs, unit BatchNorm (MMDetection's default), then the checkpoint."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, (_BatchNorm, nn.GroupNorm)) and m.weight is not None:
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-        for cfg in pretrained_cfgs(self.init_cfg):
-            load_pretrained_init(self, cfg['checkpoint'], prefix=cfg.get('prefix'),
-                                 name='MobileNetV2')
+        init_convs_and_norms(self)
+        load_pretrained_cfgs(self, self.init_cfg, 'MobileNetV2')
         self._is_init = True
 
     def _freeze_stages(self) -> None:
         if self.frozen_stages >= 0:
-            self.conv1.eval()
-            for param in self.conv1.parameters():
-                param.requires_grad = False
+            freeze_modules(self.conv1)
         for i in range(1, self.frozen_stages + 1):
-            layer = getattr(self, f'layer{i}')
-            layer.eval()
-            for param in layer.parameters():
-                param.requires_grad = False
+            freeze_modules(getattr(self, f'layer{i}'))
 
     def forward(self, x: Tensor) -> tuple:
         x = self.conv1(x)
@@ -175,7 +160,5 @@ class MobileNetV2(BaseModule):
         super().train(mode)
         self._freeze_stages()
         if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
+            norms_to_eval(self)
         return self

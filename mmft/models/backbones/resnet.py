@@ -29,6 +29,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from mmft.checkpoint.pretrained import load_pretrained_init, pretrained_cfgs
 from mmft.registry import MODELS
 from ..layers import build_conv_layer, build_norm_layer, build_plugin_layer
+from .utils import norms_to_eval
 
 
 class BasicBlock(nn.Module):
@@ -443,7 +444,5 @@ class ResNet(BaseModule):
         super().train(mode)
         self._freeze_stages()
         if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
+            norms_to_eval(self)
         return self
