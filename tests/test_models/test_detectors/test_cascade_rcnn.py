@@ -92,7 +92,11 @@ def test_mmdetection_configs_build(mmdet_tree, path):
     model = MODELS.build(cfg.model)
     shapes = _shapes(model)
     if path.startswith('rpn/'):
-        assert type(model).__name__ == 'RPN' and shapes['bbox_head.rpn_cls.weight'][0] == 3
+        anchors = cfg.model.rpn_head.anchor_generator
+        num_anchors = len(anchors.scales) * len(anchors.ratios)  # 3, or 15 for C4
+        assert type(model).__name__ == 'RPN'
+        assert shapes['bbox_head.rpn_cls.weight'][0] == num_anchors
+        assert model.with_neck == ('c4' not in path)
         assert cfg.val_evaluator.metric == 'proposal_fast'
     else:
         assert type(model).__name__ == 'CascadeRCNN'
@@ -113,9 +117,13 @@ def _shrunk(cfg):
     """The second step: the same config at ResNet-18 width 16 and small heads, for a CPU."""
     cfg.merge_from_dict({
         'model.backbone': dict(depth=18, base_channels=16, init_cfg=None),
-        'model.neck': dict(in_channels=[16, 32, 64, 128], out_channels=32),
-        'model.rpn_head': dict(in_channels=32, feat_channels=32),
         'model.test_cfg.rpn': dict(nms_pre=200, max_per_img=100)})
+    if cfg.model.neck is None:  # C4: the RPN reads the 64-channel stage-3 map
+        cfg.merge_from_dict({'model.rpn_head': dict(in_channels=64, feat_channels=32)})
+        return cfg
+    cfg.merge_from_dict({
+        'model.neck': dict(in_channels=[16, 32, 64, 128], out_channels=32),
+        'model.rpn_head': dict(in_channels=32, feat_channels=32)})
     if 'roi_head' in cfg.model:
         cfg.merge_from_dict({'model.roi_head.bbox_roi_extractor.out_channels': 32,
                              'model.train_cfg.rpn_proposal': dict(nms_pre=200, max_per_img=100)})
@@ -133,7 +141,8 @@ def _shrunk(cfg):
 
 @pytest.mark.parametrize('path', ['cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py',
                                   'cascade_rcnn/cascade-mask-rcnn_r50_fpn_1x_coco.py',
-                                  'rpn/rpn_r50_fpn_1x_coco.py'])
+                                  'rpn/rpn_r50_fpn_1x_coco.py',
+                                  'rpn/rpn_r50-caffe-c4_1x_coco.py'])
 def test_mmdetection_configs_train_and_predict(mmdet_tree, path):
     cfg = _shrunk(Config.fromfile(str(mmdet_tree / path)))
     torch.manual_seed(0)
