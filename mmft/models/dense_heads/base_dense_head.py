@@ -44,13 +44,17 @@ def filter_scores_and_topk(scores: Tensor, score_thr: float, topk: int
     Returns:
         ``scores (K,)`` descending, ``labels (K,)``, ``prior indices (K,)``.
     """
-    valid = scores > score_thr
-    kept = scores[valid]
-    idxs = torch.nonzero(valid, as_tuple=False)
-    num = kept.numel() if topk is None or topk <= 0 else min(topk, kept.numel())
-    kept, order = kept.sort(descending=True)
-    top = idxs[order[:num]]
-    return kept[:num], top[:, 1], top[:, 0]
+    num_classes = scores.size(1)
+    flat = scores.reshape(-1)
+    idxs = torch.nonzero(flat > score_thr, as_tuple=True)[0]  # 1D: cheaper than (N, C) pairs
+    kept = flat[idxs]
+    if topk is not None and 0 < topk < kept.numel():
+        # top-k of up to a few million (prior, class) scores, not a full sort
+        kept, order = kept.topk(topk)
+    else:
+        kept, order = kept.sort(descending=True)
+    idxs = idxs[order]
+    return kept, idxs % num_classes, torch.div(idxs, num_classes, rounding_mode='floor')
 
 
 class BaseDenseHead(BaseModule):
