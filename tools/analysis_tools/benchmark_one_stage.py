@@ -137,9 +137,12 @@ def measure(family: str, size: Tuple[int, int], args: argparse.Namespace) -> dic
 
 def run(args: argparse.Namespace) -> dict:
     results = {}
-    for family in args.families:
-        for size in args.sizes:
-            results[f'{family} {size[0]}x{size[1]}'] = measure(family, size, args)
+    for size in args.sizes:
+        for family in args.families:
+            name = f'{family} {size[0]}x{size[1]}'
+            results[name] = measure(family, size, args)
+            # one line per model as it finishes: long CPU runs show progress
+            print(name, json.dumps(results[name]), flush=True)
     import mmengine
     import torchvision
     env = dict(torch=torch.__version__, torchvision=torchvision.__version__,

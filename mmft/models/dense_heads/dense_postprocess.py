@@ -6,7 +6,7 @@ boxes not larger than ``min_bbox_size`` and runs per-class NMS (or Soft-NMS, thr
 :func:`mmft.models.layers.nms.batched_nms`), keeping ``max_per_img``. Every dense head's
 test-time NMS runs here.
 """
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 from mmengine.structures import InstanceData
@@ -17,18 +17,27 @@ from ..layers.nms import batched_nms
 
 
 def filter_scores_and_topk(scores: Tensor, score_thr: float,
-                           topk: int) -> Tuple[Tensor, Tensor, Tensor]:
-    """From ``(N, C)`` scores: ``(scores (K,), labels (K,), prior indices (K,))``, sorted by
-    score, of the pairs above ``score_thr``, at most ``topk`` (all when ``topk <= 0``)."""
-    valid = scores > score_thr
-    kept = scores[valid]
-    idxs = torch.nonzero(valid, as_tuple=False)
-    if 0 < topk < kept.numel():
-        kept, order = kept.topk(topk)  # sorted; cheaper than sorting every pair
+                           topk: Optional[int]) -> Tuple[Tensor, Tensor, Tensor]:
+    """Keep ``(prior, class)`` pairs scoring above ``score_thr``, then the ``topk`` best.
+
+    Args:
+        scores: ``(N, C)`` per-class scores of N priors.
+        topk: how many to keep at most (all when None or ``<= 0``).
+
+    Returns:
+        ``scores (K,)`` descending, ``labels (K,)``, ``prior indices (K,)``.
+    """
+    num_classes = scores.size(1)
+    flat = scores.reshape(-1)
+    idxs = torch.nonzero(flat > score_thr, as_tuple=True)[0]  # 1D: cheaper than (N, C) pairs
+    kept = flat[idxs]
+    if topk is not None and 0 < topk < kept.numel():
+        # top-k of up to a few million (prior, class) scores, not a full sort
+        kept, order = kept.topk(topk)
     else:
         kept, order = kept.sort(descending=True)
-    prior_idx, labels = idxs[order].unbind(dim=1)
-    return kept, labels, prior_idx
+    idxs = idxs[order]
+    return kept, idxs % num_classes, torch.div(idxs, num_classes, rounding_mode='floor')
 
 
 def bbox_post_process(results: InstanceData, cfg: Dict, img_meta: dict, rescale: bool,

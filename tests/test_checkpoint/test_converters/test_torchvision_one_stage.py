@@ -126,3 +126,37 @@ def _canonical(labels, scores, boxes):
     for col in (2, 0):  # stable sorts: by x1, then by label
         rows = rows[torch.sort(rows[:, col], stable=True)[1]]
     return rows
+
+
+def test_convert_tool_and_load_from_give_the_same_model(tmp_path, repo_root):
+    """convert.py writes an mmft checkpoint that loads exactly; load_from (the fine-tuning
+    load) reads the raw torchvision file into the Cityscapes recipe, COCO rows transferred."""
+    from mmengine.config import Config
+
+    from mmft.checkpoint import load_exact, read_checkpoint
+    from mmft.finetune.config import FinetuneConfig
+    from mmft.finetune.load import load_pretrained
+    from tools.model_converters import convert as convert_tool
+    tv = _torchvision('retinanet')
+    raw = tmp_path / 'retinanet_resnet50_fpn_coco.pth'
+    torch.save(tv.state_dict(), raw)
+    assert convert_tool.main([str(raw), str(tmp_path / 'converted.pth')]) == 0
+    model = MODELS.build(torchvision_overrides('retinanet'))
+    converted = str(tmp_path / 'converted.pth')
+    load_exact(model, read_checkpoint(converted), converted, expected_classes=COCO_CLASSES)
+    expected = convert_torchvision(tv.state_dict()).state_dict
+    assert all(torch.equal(v, expected[k]) for k, v in model.state_dict().items())
+    cfg = Config.fromfile(f'{repo_root}/configs/finetune/cityscapes_retinanet.py')
+    recipe = MODELS.build(cfg.model)
+    recipe.init_weights()
+    report = load_pretrained(recipe, str(raw), FinetuneConfig.from_cfg(cfg.finetune),
+                             ('person', 'rider', 'car', 'truck', 'bus', 'train', 'motorcycle',
+                              'bicycle'))
+    assert report.source_format == 'torchvision' and report.source_classes == COCO_CLASSES
+    assert sorted(report.transferred) == ['bbox_head.retina_cls.bias',
+                                          'bbox_head.retina_cls.weight']
+    car = COCO_CATEGORY_IDS[COCO_CLASSES.index('car')]
+    src = tv.state_dict()['head.classification_head.cls_logits.weight']
+    out = recipe.state_dict()['bbox_head.retina_cls.weight']
+    for a in range(9):
+        assert torch.equal(out[a * 8 + 2], src[a * 91 + car])
