@@ -41,7 +41,11 @@ def project(tmp_path):
 
 def _make(root, *args, **extra_env):
     """Run make in ``root`` outside any virtualenv; the commands the fake Pythons saw."""
-    env = {k: v for k, v in os.environ.items() if k != 'VIRTUAL_ENV'}
+    # under `make test PYTEST_ARGS=...` (CI) the outer make hands its variables down, in
+    # MAKEFLAGS and in the environment
+    drop = {'VIRTUAL_ENV', 'MAKEFLAGS', 'MFLAGS', 'MAKELEVEL', 'MAKEOVERRIDES', 'PYTHON',
+            'PYTEST_ARGS', 'VENV', 'DEMO_DIR'}
+    env = {k: v for k, v in os.environ.items() if k not in drop}
     env.update(CALLS=str(root / 'calls.log'), **extra_env)
     proc = subprocess.run(['make', '--no-print-directory', *args], cwd=root, env=env,
                           capture_output=True, text=True)
