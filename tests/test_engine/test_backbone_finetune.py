@@ -22,7 +22,23 @@ BACKBONES = {
     'regnet': (dict(_delete_=True, type='RegNet', frozen_stages=-1, norm_eval=False,
                     arch=dict(w0=8, wa=10, wm=2.0, group_w=8, depth=8, bot_mul=1.0)),
                [8, 16, 32, 64]),
+    'hrnet': (dict(_delete_=True, type='HRNet', norm_eval=False, extra=dict(
+        stage1=dict(num_modules=1, num_branches=1, block='BOTTLENECK', num_blocks=(1, ),
+                    num_channels=(16, )),
+        stage2=dict(num_modules=1, num_branches=2, block='BASIC', num_blocks=(1, 1),
+                    num_channels=(8, 16)),
+        stage3=dict(num_modules=1, num_branches=3, block='BASIC', num_blocks=(1, 1, 1),
+                    num_channels=(8, 16, 32)),
+        stage4=dict(num_modules=1, num_branches=4, block='BASIC', num_blocks=(1, 1, 1, 1),
+                    num_channels=(8, 16, 32, 64)))),
+              [8, 16, 32, 64]),
 }
+
+
+def _neck(family, channels):
+    if family == 'hrnet':
+        return dict(_delete_=True, type='HRFPN', in_channels=channels, out_channels=16)
+    return dict(in_channels=channels)
 # MMDetection's Swin configs: no weight decay on norms, position tables and embeddings
 SWIN_PARAMWISE = dict(custom_keys={'absolute_pos_embed': dict(decay_mult=0.),
                                    'relative_position_bias_table': dict(decay_mult=0.),
@@ -39,7 +55,7 @@ def _cfg(shapes, family, work_dir, classes, **overrides):
     split = 'source' if classes is SOURCE_CLASSES else 'target'
     cfg = tiny_config(shapes[split], str(work_dir), classes, **overrides)
     cfg.merge_from_dict(dict(model=dict(backbone=dict(backbone),
-                                        neck=dict(in_channels=channels))))
+                                        neck=_neck(family, channels))))
     return cfg
 
 
@@ -49,7 +65,8 @@ def test_fine_tune_from_source_classes_with_frozen_stage(shapes, tmp_path, famil
     FinetuneRunner.from_cfg(_cfg(shapes, family, source_dir, SOURCE_CLASSES,
                                  max_iters=2)).train()
     source_ckpt = osp.join(source_dir, 'iter_2.pth')
-    frozen_prefix = 'backbone.stages.0.' if family == 'swin' else 'backbone.layer1.'
+    frozen_prefix = {'swin': 'backbone.stages.0.', 'hrnet': 'backbone.stage2.'}.get(
+        family, 'backbone.layer1.')
     overrides = dict(load_from=source_ckpt, max_iters=3,
                      finetune=dict(class_mapping={'box': 'square'},
                                    freeze=[frozen_prefix.rstrip('.')]))

@@ -44,7 +44,7 @@ def convert(src: str, dst: str, source_format: str = 'auto') -> dict:
         raise ValueError(f'SRC and DST are the same file ({src!r}); write the converted '
                          'checkpoint elsewhere so the original is kept')
     loaded = read_checkpoint(src, source_format=source_format)
-    if loaded.format not in ('torchvision', 'detectron2', 'caffe'):
+    if loaded.format not in ('torchvision', 'detectron2', 'caffe', 'swin'):
         raise ValueError(f'{src!r} is already an mmft / MMDetection checkpoint (format '
                          f'{loaded.format!r}) or of an unknown layout; nothing to convert. '
                          'Name the source with --format torchvision|detectron2|caffe if it is one.')

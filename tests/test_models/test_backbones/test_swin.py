@@ -258,3 +258,16 @@ def test_load_from_a_torchvision_swin_restores_the_whole_backbone(tmp_path):
     assert report.backbone_fraction == 1.0
     torch.testing.assert_close(detector.backbone.stages[1].blocks[1].attn.w_msa.qkv.weight,
                                ref.features[3][1].attn.qkv.weight)
+
+
+def test_convert_tool_writes_the_official_release_in_mmdetection_keys(tmp_path):
+    from tools.model_converters.convert import convert
+    src, dst = tmp_path / 'swin_official.pth', tmp_path / 'swin_mmft.pth'
+    torch.save({'model': _official_from_torchvision(_tiny_torchvision_swin())}, src)
+    meta = convert(str(src), str(dst))
+    assert meta['source_format'] == 'swin'
+    loaded = read_checkpoint(str(dst))
+    model = SwinTransformer(**TINY)
+    own = model.state_dict()
+    converted = {k[len('backbone.'):]: v for k, v in loaded.state_dict.items()}
+    assert set(converted) == set(own)
