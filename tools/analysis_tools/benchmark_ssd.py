@@ -92,11 +92,11 @@ def model_cfg(name: str) -> dict:
     cfg = Config.fromfile(YOLOV3_CONFIG)
     cfg.model.backbone.init_cfg = None
     if name == 'yolov3_mobilenetv2':
+        cfg.model.backbone = dict(type='MobileNetV2', out_indices=(2, 4, 6),
+                                  act_cfg=dict(type='LeakyReLU', negative_slope=0.1))
         cfg.merge_from_dict({
             'model.data_preprocessor.mean': [123.675, 116.28, 103.53],
             'model.data_preprocessor.std': [58.395, 57.12, 57.375],
-            'model.backbone': dict(type='MobileNetV2', out_indices=(2, 4, 6),
-                                   act_cfg=dict(type='LeakyReLU', negative_slope=0.1)),
             'model.neck.in_channels': [320, 96, 32], 'model.neck.out_channels': [96, 96, 96],
             'model.bbox_head.in_channels': [96, 96, 96],
             'model.bbox_head.out_channels': [96, 96, 96]})
@@ -158,12 +158,14 @@ def run(args: argparse.Namespace) -> dict:
                                     args.iters, args.warmup, device)
                 mm, tvt = median(times['mmft']), median(times['torchvision'])
                 results[f'ssd300_{phase}'] = dict(mmft=mm, torchvision=tvt, ratio=mm / tvt)
+                print(f'ssd300_{phase}: {results[f"ssd300_{phase}"]}', flush=True)
         else:
             fns = mmft_fns(model, scenes)
             for phase in ('train', 'infer'):
                 t = median(interleaved({phase: fns[phase]}, args.iters, args.warmup,
                                        device)[phase])
                 results[f'{name}_{phase}'] = dict(mmft=t, images_per_s=args.batch / t)
+                print(f'{name}_{phase}: {results[f"{name}_{phase}"]}', flush=True)
         del model
     return dict(environment=dict(device=args.device, threads=args.threads, batch=args.batch,
                                  torch=torch.__version__),
