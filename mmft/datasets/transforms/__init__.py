@@ -1,12 +1,16 @@
 """Pipeline transforms, registered in mmft's TRANSFORMS under MMDetection 3.x's names."""
+from .augment import (AutoAugment, CutOut, FilterAnnotations, FixScaleResize,
+                      RandomShift)
 from .base import SKIP_REASON_KEY, BaseTransform, select_instances, skip_sample
 from .formatting import PackDetInputs
 from .geometric import Pad, RandomChoiceResize, RandomCrop, RandomFlip, RandomResize, Resize
 from .loading import LoadAnnotations, LoadImageFromFile
 from .photometric import PhotoMetricDistortion
+from .wrappers import Compose, RandomApply, RandomChoice, TestTimeAug
 
 __all__ = [
     'BaseTransform', 'SKIP_REASON_KEY', 'skip_sample', 'select_instances', 'LoadImageFromFile',
     'LoadAnnotations', 'Resize', 'RandomResize', 'RandomChoiceResize', 'RandomFlip', 'Pad',
-    'RandomCrop', 'PhotoMetricDistortion', 'PackDetInputs'
+    'RandomCrop', 'PhotoMetricDistortion', 'PackDetInputs', 'Compose', 'RandomChoice',
+    'RandomApply', 'TestTimeAug', 'FilterAnnotations', 'FixScaleResize', 'RandomShift', 'CutOut', 'AutoAugment'
 ]
