@@ -30,6 +30,6 @@ setup(
     packages=find_packages(include=['mmft', 'mmft.*']),
     python_requires='>=3.9',
     install_requires=read_requirements('runtime'),
-    extras_require={'tests': read_requirements('tests')},
+    extras_require={'tests': read_requirements('tests'), 'lvis': read_requirements('lvis')},
     license='Apache-2.0',
 )

@@ -3,11 +3,13 @@ from .base_det_dataset import BaseDetDataset
 from .cityscapes import CityscapesDataset
 from .coco import CocoDataset
 from .dataset_wrappers import ClassBalancedDataset, ConcatDataset, RepeatDataset
+from .lvis import LVISV1Dataset
 from .samplers import AspectRatioBatchSampler
 from .transforms import *  # noqa: F401,F403
 from .voc import VOCDataset, XMLDataset
 
 __all__ = [
     'BaseDetDataset', 'CocoDataset', 'CityscapesDataset', 'XMLDataset', 'VOCDataset',
-    'RepeatDataset', 'ConcatDataset', 'ClassBalancedDataset', 'AspectRatioBatchSampler'
+    'RepeatDataset', 'ConcatDataset', 'ClassBalancedDataset', 'AspectRatioBatchSampler',
+    'LVISV1Dataset'
 ]
