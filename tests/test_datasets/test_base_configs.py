@@ -17,6 +17,7 @@ CONFIGS = {
     'cityscapes_detection': ('CityscapesDataset', 'CocoMetric'),
     'cityscapes_instance': ('CityscapesDataset', 'CocoMetric'),
     'voc0712': ('VOCDataset', 'VOCMetric'),
+    'lvis_v1_instance': ('LVISV1Dataset', 'LVISMetric'),
 }
 
 

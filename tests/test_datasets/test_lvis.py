@@ -33,3 +33,23 @@ def test_lvis_v1_metainfo_and_errors(tmp_path):
     # the default 1203 classes are not in this 3-category json: the error says which
     with pytest.raises(ValueError, match=r"missing \['aerosol_can'"):
         LVISV1Dataset(data_root=root, ann_file=ann, data_prefix=dict(img=''))
+
+
+def test_lvis_base_config_through_a_dataloader(repo_root, tmp_path):
+    import os.path as osp
+
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+    root, ann = make_lvis(tmp_path)
+    cfg = Config.fromfile(osp.join(repo_root, 'configs/_base_/datasets/lvis_v1_instance.py'))
+    loader = cfg.train_dataloader.copy()
+    loader.update(num_workers=0, persistent_workers=False, batch_size=2)
+    loader.dataset.dataset.update(data_root=root, ann_file=ann, metainfo=dict(classes=CLASSES),
+                                  filter_cfg=dict(filter_empty_gt=True, min_size=16))
+    batches = list(Runner.build_dataloader(loader, seed=0))
+    samples = [s for b in batches for s in b['data_samples']]
+    # class-balanced repeats: 'cat' (2 of 3 images) and the rest are all above 1e-3 -> x1
+    assert len(samples) == 3
+    for sample in samples:
+        assert min(sample.img_shape) in (640, 672, 704, 736, 768, 800)
+        assert len(sample.gt_instances.masks) == len(sample.gt_instances.bboxes)
