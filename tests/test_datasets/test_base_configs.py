@@ -18,6 +18,9 @@ CONFIGS = {
     'cityscapes_instance': ('CityscapesDataset', 'CocoMetric'),
     'voc0712': ('VOCDataset', 'VOCMetric'),
     'lvis_v1_instance': ('LVISV1Dataset', 'LVISMetric'),
+    'wider_face': ('WIDERFaceDataset', 'VOCMetric'),
+    'objects365v2_detection': ('Objects365V2Dataset', 'CocoMetric'),
+    'deepfashion': ('DeepFashionDataset', 'CocoMetric'),
 }
 
 
