@@ -6,6 +6,7 @@ from .dataset_wrappers import ClassBalancedDataset, ConcatDataset, RepeatDataset
 from .deepfashion import DeepFashionDataset
 from .lvis import LVISV1Dataset
 from .objects365 import Objects365V2Dataset
+from .openimages import OpenImagesDataset
 from .samplers import AspectRatioBatchSampler
 from .transforms import *  # noqa: F401,F403
 from .voc import VOCDataset, XMLDataset
@@ -14,5 +15,6 @@ from .wider_face import WIDERFaceDataset
 __all__ = [
     'BaseDetDataset', 'CocoDataset', 'CityscapesDataset', 'XMLDataset', 'VOCDataset',
     'RepeatDataset', 'ConcatDataset', 'ClassBalancedDataset', 'AspectRatioBatchSampler',
-    'LVISV1Dataset', 'Objects365V2Dataset', 'WIDERFaceDataset', 'DeepFashionDataset'
+    'LVISV1Dataset', 'Objects365V2Dataset', 'WIDERFaceDataset', 'DeepFashionDataset',
+    'OpenImagesDataset'
 ]

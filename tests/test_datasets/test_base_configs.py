@@ -21,6 +21,7 @@ CONFIGS = {
     'wider_face': ('WIDERFaceDataset', 'VOCMetric'),
     'objects365v2_detection': ('Objects365V2Dataset', 'CocoMetric'),
     'deepfashion': ('DeepFashionDataset', 'CocoMetric'),
+    'openimages_detection': ('OpenImagesDataset', 'OpenImagesMetric'),
 }
 
 
