@@ -30,6 +30,7 @@ setup(
     packages=find_packages(include=['mmft', 'mmft.*']),
     python_requires='>=3.9',
     install_requires=read_requirements('runtime'),
-    extras_require={'tests': read_requirements('tests'), 'lvis': read_requirements('lvis')},
+    extras_require={'tests': read_requirements('tests'), 'lvis': read_requirements('lvis'),
+                    'albu': read_requirements('albu')},
     license='Apache-2.0',
 )

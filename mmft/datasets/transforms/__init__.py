@@ -1,6 +1,7 @@
 """Pipeline transforms, registered in mmft's TRANSFORMS under MMDetection 3.x's names."""
 from .augment import (AutoAugment, CutOut, FilterAnnotations, FixScaleResize,
                       RandomShift)
+from .albu import Albu
 from .base import SKIP_REASON_KEY, BaseTransform, select_instances, skip_sample
 from .formatting import PackDetInputs
 from .geometric import Pad, RandomChoiceResize, RandomCrop, RandomFlip, RandomResize, Resize
@@ -12,5 +13,6 @@ __all__ = [
     'BaseTransform', 'SKIP_REASON_KEY', 'skip_sample', 'select_instances', 'LoadImageFromFile',
     'LoadAnnotations', 'Resize', 'RandomResize', 'RandomChoiceResize', 'RandomFlip', 'Pad',
     'RandomCrop', 'PhotoMetricDistortion', 'PackDetInputs', 'Compose', 'RandomChoice',
-    'RandomApply', 'TestTimeAug', 'FilterAnnotations', 'FixScaleResize', 'RandomShift', 'CutOut', 'AutoAugment'
+    'RandomApply', 'TestTimeAug', 'FilterAnnotations', 'FixScaleResize', 'RandomShift', 'CutOut', 'AutoAugment',
+    'Albu'
 ]
