@@ -27,6 +27,14 @@ class LVISV1Dataset(CocoDataset):
     PREPARE_HINT = ('put LVIS v1 there: annotations/lvis_v1_{train,val}.json next to COCO '
                     "2017's train2017/ and val2017/ under data_root (see docs/dataset_prepare.md)")
 
+    def _check_entries(self, entries: list, section: str, keys: tuple) -> None:
+        """CocoDataset's entry check (on main since issue 16), with an LVIS image's
+        ``coco_url`` standing in for its ``file_name``."""
+        if section == 'images':
+            entries = [dict(e, file_name=e['coco_url']) if isinstance(e, dict) and
+                       'file_name' not in e and 'coco_url' in e else e for e in entries]
+        super()._check_entries(entries, section, keys)
+
     def parse_data_info(self, raw_data_info: dict) -> dict:
         img = raw_data_info['raw_img_info']
         if 'file_name' not in img:

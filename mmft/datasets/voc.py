@@ -21,8 +21,7 @@ from mmengine import fileio
 from mmengine.logging import print_log
 
 from mmft.registry import DATASETS
-from .base_det_dataset import (BOX_EMPTY, BOX_MALFORMED, IMAGE_NO_SIZE, OTHER_CLASS,
-                               BaseDetDataset,
+from .base_det_dataset import (BOX_EMPTY, BOX_MALFORMED, IMAGE_NO_SIZE, OTHER_CLASS, BaseDetDataset,
                                class_mismatch_error)
 
 XML_MISSING = 'images whose annotation xml is missing (dropped)'
