@@ -1,8 +1,9 @@
 """Pipeline transforms, registered in mmft's TRANSFORMS under MMDetection 3.x's names."""
+from .albu import Albu
 from .augment import (AutoAugment, CutOut, FilterAnnotations, FixScaleResize,
                       RandomShift)
-from .albu import Albu
 from .base import SKIP_REASON_KEY, BaseTransform, select_instances, skip_sample
+from .copy_paste import CopyPaste
 from .formatting import PackDetInputs
 from .geometric import Pad, RandomChoiceResize, RandomCrop, RandomFlip, RandomResize, Resize
 from .loading import LoadAnnotations, LoadImageFromFile
@@ -14,5 +15,5 @@ __all__ = [
     'LoadAnnotations', 'Resize', 'RandomResize', 'RandomChoiceResize', 'RandomFlip', 'Pad',
     'RandomCrop', 'PhotoMetricDistortion', 'PackDetInputs', 'Compose', 'RandomChoice',
     'RandomApply', 'TestTimeAug', 'FilterAnnotations', 'FixScaleResize', 'RandomShift', 'CutOut', 'AutoAugment',
-    'Albu'
+    'Albu', 'CopyPaste'
 ]
