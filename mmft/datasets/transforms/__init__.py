@@ -3,6 +3,7 @@ from .albu import Albu
 from .augment import (AutoAugment, CutOut, FilterAnnotations, FixScaleResize,
                       RandomShift)
 from .base import SKIP_REASON_KEY, BaseTransform, select_instances, skip_sample
+from .center_crop_pad import RandomCenterCropPad
 from .copy_paste import CopyPaste
 from .formatting import PackDetInputs
 from .geometric import Pad, RandomChoiceResize, RandomCrop, RandomFlip, RandomResize, Resize
@@ -15,5 +16,5 @@ __all__ = [
     'LoadAnnotations', 'Resize', 'RandomResize', 'RandomChoiceResize', 'RandomFlip', 'Pad',
     'RandomCrop', 'PhotoMetricDistortion', 'PackDetInputs', 'Compose', 'RandomChoice',
     'RandomApply', 'TestTimeAug', 'FilterAnnotations', 'FixScaleResize', 'RandomShift', 'CutOut', 'AutoAugment',
-    'Albu', 'CopyPaste'
+    'Albu', 'CopyPaste', 'RandomCenterCropPad'
 ]
