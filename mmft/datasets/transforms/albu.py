@@ -23,6 +23,18 @@ _KEYMAP = {'img': 'image', 'gt_masks': 'masks', 'gt_bboxes': 'bboxes'}
 _INDEX = 'idx_mapper'
 
 
+def _jpeg_compression(args: dict) -> tuple:
+    # albumentations < 1.4's JpegCompression(quality_lower, quality_upper), which
+    # MMDetection's albu_example config uses, is ImageCompression(quality_range) in 2.x
+    lower, upper = args.pop('quality_lower', 99), args.pop('quality_upper', 100)
+    return 'ImageCompression', dict(args, quality_range=(lower, upper),
+                                    compression_type='jpeg')
+
+
+#: old transform names that newer albumentations releases renamed
+_RENAMED = {'JpegCompression': _jpeg_compression}
+
+
 def import_albumentations():
     """The ``albumentations`` module, or an ImportError naming the extra."""
     # albumentations >= 1.4 asks PyPI for a newer version when imported: not during training
@@ -80,6 +92,8 @@ class Albu(BaseTransform):
             raise TypeError(f'Albu transforms must be dicts with a type, got {cfg!r}')
         args = dict(cfg)
         name = args.pop('type')
+        if isinstance(name, str) and not hasattr(albu, name) and name in _RENAMED:
+            name, args = _RENAMED[name](args)
         if isinstance(name, str):
             if not hasattr(albu, name):
                 raise ValueError(f"Albu: albumentations has no transform {name!r}")

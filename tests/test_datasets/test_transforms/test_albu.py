@@ -78,3 +78,30 @@ def test_missing_package_names_the_extra(monkeypatch):
     monkeypatch.setattr(builtins, '__import__', no_albu)
     with pytest.raises(ImportError, match='requirements/albu.txt'):
         albu.import_albumentations()
+
+
+def test_mmdetection_albu_example_pipeline_runs(sample):
+    """The transforms of MMDetection's albu_example config (JpegCompression is albumentations'
+    old name of ImageCompression)."""
+    transforms = [
+        dict(type='ShiftScaleRotate', shift_limit=0.0625, scale_limit=0.0, rotate_limit=0,
+             interpolation=1, p=1.0),
+        dict(type='RandomBrightnessContrast', brightness_limit=[0.1, 0.3],
+             contrast_limit=[0.1, 0.3], p=0.2),
+        dict(type='OneOf', transforms=[
+            dict(type='RGBShift', r_shift_limit=10, g_shift_limit=10, b_shift_limit=10, p=1.0),
+            dict(type='HueSaturationValue', hue_shift_limit=20, sat_shift_limit=30,
+                 val_shift_limit=20, p=1.0)], p=0.1),
+        dict(type='JpegCompression', quality_lower=85, quality_upper=95, p=0.2),
+        dict(type='ChannelShuffle', p=0.1),
+        dict(type='OneOf', transforms=[dict(type='Blur', blur_limit=3, p=1.0),
+                                       dict(type='MedianBlur', blur_limit=3, p=1.0)], p=0.1)]
+    albu = build(transforms, bbox_params=dict(
+        type='BboxParams', format='pascal_voc',
+        label_fields=['gt_bboxes_labels', 'gt_ignore_flags'], min_visibility=0.0,
+        filter_lost_elements=True), keymap=KEYMAP, skip_img_without_anno=True)
+    np.random.seed(0)
+    out = albu(sample)
+    assert out is not None and out['img'].shape == (H, W, 3)
+    # shifted: masks' tight boxes follow the boxes within a pixel (masks resampled nearest)
+    assert_aligned(out, atol=1.0)

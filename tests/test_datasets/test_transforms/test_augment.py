@@ -125,3 +125,20 @@ def test_auto_augment_picks_one_policy():
     assert shapes == {(H, W), (24, 32)}
     with pytest.raises(ValueError, match='default policies'):
         build('AutoAugment')
+
+
+def test_fix_scale_resize_with_pillow_backend(sample):
+    """MMDetection's Grounding DINO configs resize with backend='pillow'."""
+    from PIL import Image
+    img = sample['img'].copy()
+    out = build('FixScaleResize', scale=(800, 96), keep_ratio=True, backend='pillow')(sample)
+    assert out['img_shape'] == (96, 128) and out['scale_factor'] == (2.0, 2.0)
+    np.testing.assert_array_equal(out['img'],
+                                  np.array(Image.fromarray(img).resize((128, 96), 2)))
+    assert_aligned(out, atol=1.0)
+    with pytest.raises(ValueError, match="unknown with backend='pillow'"):
+        build('Resize', scale=(8, 8), backend='pillow', interpolation='area')
+    floats = make_results()
+    floats['img'] = floats['img'].astype(np.float32)
+    with pytest.raises(TypeError, match='uint8'):
+        build('Resize', scale=(8, 8), backend='pillow')(floats)
