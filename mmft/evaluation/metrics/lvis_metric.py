@@ -22,6 +22,7 @@ from collections import OrderedDict
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
+from mmengine.evaluator import BaseMetric
 from mmengine.fileio import get_local_path
 from mmengine.logging import MMLogger
 from terminaltables import AsciiTable
@@ -210,3 +211,112 @@ class LVISMetric(CocoMetric):
         return out
 
 
+
+
+@METRICS.register_module()
+class LVISFixedAPMetric(BaseMetric):
+    """LVIS box AP with a fixed budget of detections per *class* (Dave et al., 2021,
+    "Evaluating Large-Vocabulary Object Detectors: The Devil is in the Details").
+
+    The ``topk`` best detections of each class over the whole dataset are kept, with no
+    per-image limit, and scored by the ``lvis`` package's ``LVISEval`` (``max_dets=-1``).
+    Keys (prefix ``lvis_fixed_ap``): ``AP``, ``AP50``, ``AP75``, ``APs``, ``APm``, ``APl``,
+    ``APr``, ``APc``, ``APf``, unrounded.
+
+    Args:
+        ann_file: The LVIS annotation json of the evaluated images.
+        topk: Detections kept per class.
+        format_only, outfile_prefix: Only write the kept detections to
+            ``{outfile_prefix}.bbox.json``.
+        collect_device, prefix, backend_args: As :class:`LVISMetric`.
+    """
+    default_prefix: Optional[str] = 'lvis_fixed_ap'
+
+    def __init__(self,
+                 ann_file: str,
+                 topk: int = 10000,
+                 format_only: bool = False,
+                 outfile_prefix: Optional[str] = None,
+                 collect_device: str = 'cpu',
+                 prefix: Optional[str] = None,
+                 backend_args: Optional[dict] = None) -> None:
+        LVIS, _, _ = import_lvis()
+        super().__init__(collect_device=collect_device, prefix=prefix)
+        if format_only and outfile_prefix is None:
+            raise ValueError('LVISFixedAPMetric format_only=True needs outfile_prefix')
+        self.topk = topk
+        self.format_only = format_only
+        self.outfile_prefix = outfile_prefix
+        with get_local_path(ann_file, backend_args=backend_args) as local_path, _quiet():
+            self._lvis_api = LVIS(local_path)
+        self.results: Dict[int, List[dict]] = {}
+
+    def _cat_ids(self) -> List[int]:
+        name_to_id = {c['name']: c['id'] for c in self._lvis_api.dataset['categories']}
+        classes = dataset_classes(self)
+        missing = [c for c in classes if c not in name_to_id]
+        if missing:
+            raise ValueError(f"classes in ann_file don't match dataset_meta classes: missing "
+                             f'{missing[:20]}; evaluate with the dataset\'s own LVIS ann_file')
+        return [name_to_id[c] for c in classes]
+
+    def process(self, data_batch: Any, data_samples: Sequence[Dict[str, Any]]) -> None:
+        """Merge the batch's detections into each class's running top-k."""
+        cat_ids = self._cat_ids()
+        by_cat: Dict[int, List[dict]] = {}
+        for sample in data_samples:
+            pred = sample['pred_instances']
+            boxes = pred['bboxes'].detach().cpu().float().numpy().reshape(-1, 4)
+            scores = pred['scores'].detach().cpu().float().numpy().reshape(-1)
+            labels = pred['labels'].detach().cpu().numpy().reshape(-1)
+            for (x1, y1, x2, y2), score, label in zip(boxes, scores, labels):
+                by_cat.setdefault(cat_ids[int(label)], []).append(dict(
+                    image_id=sample['img_id'], category_id=cat_ids[int(label)],
+                    bbox=[float(x1), float(y1), float(x2 - x1), float(y2 - y1)],
+                    score=float(score)))
+        for cat, dets in by_cat.items():
+            merged = self.results.get(cat, []) + dets
+            self.results[cat] = sorted(merged, key=lambda d: -d['score'])[:self.topk]
+
+    def evaluate(self, size: int) -> dict:
+        """Gather every rank's per-class lists, keep the top-k of each, evaluate."""
+        from mmengine.dist import all_gather_object, broadcast_object_list, is_main_process
+        merged: Dict[int, List[dict]] = {}
+        for part in all_gather_object(self.results):
+            for cat, dets in part.items():
+                merged.setdefault(cat, []).extend(dets)
+        metrics = [None]
+        if is_main_process():
+            out = self.compute_metrics(merged)
+            metrics = [{f'{self.prefix}/{k}' if self.prefix else k: v for k, v in out.items()}]
+        broadcast_object_list(metrics)
+        self.results = {}
+        return metrics[0]
+
+    def compute_metrics(self, results: Dict[int, List[dict]]) -> Dict[str, float]:
+        logger: MMLogger = MMLogger.get_current_instance()
+        dets, short = [], 0
+        for cat_dets in results.values():
+            short += len(cat_dets) < self.topk
+            dets.extend(sorted(cat_dets, key=lambda d: -d['score'])[:self.topk])
+        if short:
+            logger.info(f'{short} classes have fewer than {self.topk} detections; giving '
+                        f'{self.topk} per class raises Fixed AP')
+        if self.format_only:
+            os.makedirs(osp.dirname(osp.abspath(self.outfile_prefix)), exist_ok=True)
+            with open(f'{self.outfile_prefix}.bbox.json', 'w') as f:
+                json.dump(dets, f)
+            return OrderedDict()
+        if not dets:
+            logger.warning('LVISFixedAPMetric: no detections at all; every AP is 0')
+            return OrderedDict((k, 0.0) for k in AP_KEYS)
+        _, LVISResults, LVISEval = import_lvis()
+        with _quiet() as printed, lvis_numpy_compat():
+            lvis_eval = LVISEval(self._lvis_api, LVISResults(self._lvis_api, dets, max_dets=-1),
+                                 iou_type='bbox')
+            lvis_eval.params.max_dets = -1  # no per-image limit
+            lvis_eval.run()
+            lvis_eval.print_results()
+        logger.info('\n' + printed.getvalue().rstrip())
+        stats = lvis_eval.get_results()
+        return OrderedDict((k, float(stats[k])) for k in AP_KEYS)

@@ -116,3 +116,33 @@ def test_missing_lvis_package_names_the_extra(monkeypatch):
     monkeypatch.setattr(builtins, '__import__', no_lvis)
     with pytest.raises(ImportError, match='requirements/lvis.txt'):
         lvis_metric.import_lvis()
+
+
+def test_lvis_fixed_ap_equals_lvis_eval_without_per_image_limit(tmp_path):
+    root, ann = make_lvis(tmp_path)
+    ann_file = f'{root}/{ann}'
+    metric = METRICS.build(dict(type='LVISFixedAPMetric', ann_file=ann_file, topk=2))
+    metric.dataset_meta = dict(classes=CLASSES)
+    samples = _samples()
+    metric.process({}, samples[:2])  # two batches: the per-class top-2 is kept across them
+    metric.process({}, samples[2:])
+    out = metric.evaluate(3)
+    # independent: keep each category's 2 best detections, then LVISEval with no limit
+    kept = []
+    for name in CLASSES:
+        rows = sorted((p for p in PREDS if p[1] == name), key=lambda p: -p[3])[:2]
+        kept += [dict(image_id=i, category_id=CAT_ID[n], score=s,
+                      bbox=[x1, y1, x2 - x1, y2 - y1]) for i, n, (x1, y1, x2, y2), s in rows]
+    gt = LVIS(ann_file)
+    ev = LVISEval(gt, LVISResults(gt, kept, max_dets=-1), 'bbox')
+    ev.params.max_dets = -1
+    with lvis_numpy_compat():
+        ev.run()
+    ref = ev.get_results()
+    for key in ('AP', 'AP50', 'APr', 'APc', 'APf'):
+        assert out[f'lvis_fixed_ap/{key}'] == pytest.approx(float(ref[key]), nan_ok=True)
+    # topk matters: apple's third detection (0.6, a hit in image 2) was cut
+    wide = METRICS.build(dict(type='LVISFixedAPMetric', ann_file=ann_file, topk=10))
+    wide.dataset_meta = dict(classes=CLASSES)
+    wide.process({}, samples)
+    assert wide.evaluate(3)['lvis_fixed_ap/APf'] > out['lvis_fixed_ap/APf']
