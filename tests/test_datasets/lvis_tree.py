@@ -1,6 +1,7 @@
 """A tiny LVIS v1 tree: COCO-style train2017/ images and an LVIS json (coco_url, federated
 fields, category frequencies), with three categories under non-consecutive ids."""
 import json
+import os
 import os.path as osp
 
 from tests.test_datasets.dataset_trees import rect_polygon, write_image
@@ -34,7 +35,6 @@ def make_lvis(root):
         rel = img['coco_url'].split('.org/')[1]
         write_image(osp.join(root, rel), H, W, seed=img['id'])
     ann_file = osp.join(root, 'annotations', 'lvis_v1_val.json')
-    import os
     os.makedirs(osp.dirname(ann_file), exist_ok=True)
     with open(ann_file, 'w') as f:
         json.dump(dict(images=images, annotations=anns, categories=cats), f)

@@ -1,6 +1,7 @@
 """A tiny Open Images tree: two images, four classes in a two-level hierarchy, a group-of box
 and a verified-absent image-level label."""
 import json
+import os
 import os.path as osp
 import pickle
 
@@ -21,13 +22,13 @@ BOXES = [('img1', '/m/c', (10, 10, 30, 40), 0),
 def make_openimages(root):
     """Write the tree; returns the dataset kwargs."""
     ann = osp.join(root, 'annotations')
-    import os
     os.makedirs(ann, exist_ok=True)
     with open(osp.join(ann, 'boxes.csv'), 'w') as f:
         f.write('ImageID,Source,LabelName,Confidence,XMin,XMax,YMin,YMax,IsOccluded,'
                 'IsTruncated,IsGroupOf,IsDepiction,IsInside\n')
         for img_id, mid, (x1, y1, x2, y2), group in BOXES:
-            f.write(f'{img_id},xclick,{mid},1,{x1 / W},{x2 / W},{y1 / H},{y2 / H},0,0,{group},0,0\n')
+            f.write(f'{img_id},xclick,{mid},1,{x1 / W},{x2 / W},{y1 / H},{y2 / H},'
+                    f'0,0,{group},0,0\n')
     with open(osp.join(ann, 'classes.csv'), 'w') as f:
         f.write(''.join(f'{mid},{name}\n' for mid, name in LABELS))
     with open(osp.join(ann, 'hierarchy.json'), 'w') as f:

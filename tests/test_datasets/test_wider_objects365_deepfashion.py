@@ -82,7 +82,8 @@ def test_wider_face_voc_11_point_ap(tmp_path):
             gt_instances=dict(bboxes=torch.from_numpy(gt), labels=torch.zeros(len(gt)).long()),
             ignored_instances=dict(bboxes=torch.zeros(0, 4), labels=torch.zeros(0).long()),
             pred_instances=dict(bboxes=torch.tensor(boxes, dtype=torch.float32),
-                                scores=torch.tensor(scores), labels=torch.zeros(len(boxes)).long())))
+                                scores=torch.tensor(scores),
+                                labels=torch.zeros(len(boxes)).long())))
     metric.process({}, samples)
     out = metric.evaluate(2)
     # recall/precision after each detection: (1/3, 1), (1/3, 1/2), (2/3, 2/3); the face

@@ -15,6 +15,6 @@ __all__ = [
     'BaseTransform', 'SKIP_REASON_KEY', 'skip_sample', 'select_instances', 'LoadImageFromFile',
     'LoadAnnotations', 'Resize', 'RandomResize', 'RandomChoiceResize', 'RandomFlip', 'Pad',
     'RandomCrop', 'PhotoMetricDistortion', 'PackDetInputs', 'Compose', 'RandomChoice',
-    'RandomApply', 'TestTimeAug', 'FilterAnnotations', 'FixScaleResize', 'RandomShift', 'CutOut', 'AutoAugment',
-    'Albu', 'CopyPaste', 'RandomCenterCropPad'
+    'RandomApply', 'TestTimeAug', 'FilterAnnotations', 'FixScaleResize', 'RandomShift', 'CutOut',
+    'AutoAugment', 'Albu', 'CopyPaste', 'RandomCenterCropPad'
 ]

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from mmft.registry import TRANSFORMS
-from mmft.structures.masks import BitmapMasks
 
 from tests.test_datasets.test_transforms.transform_samples import (BOXES, H, W, assert_aligned,
                                                                    make_results)
