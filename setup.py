@@ -35,8 +35,11 @@ setup(
     install_requires=read_requirements('runtime'),
     extras_require={
         'cityscapes': read_requirements('cityscapes'),
+        'lvis': read_requirements('lvis'),
+        'albu': read_requirements('albu'),
         # the suite tests every optional part: a missing extra fails it, it never skips
-        'tests': read_requirements('tests') + read_requirements('cityscapes'),
+        'tests': read_requirements('tests') + read_requirements('cityscapes')
+        + read_requirements('lvis') + read_requirements('albu'),
     },
     license='Apache-2.0',
 )

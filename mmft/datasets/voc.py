@@ -54,6 +54,8 @@ class XMLDataset(BaseDetDataset):
 
     PREPARE_HINT = ('expected data_root/{sub_data_root}/ImageSets/Main/*.txt, Annotations/ and '
                     'JPEGImages/ (VOC layout)')
+    #: subtracted from every xml corner: VOC's are 1-based
+    COORD_OFFSET = 1
 
     def __init__(self, img_subdir: str = 'JPEGImages', ann_subdir: str = 'Annotations',
                  **kwargs) -> None:
@@ -108,6 +110,10 @@ class XMLDataset(BaseDetDataset):
             return None
         return None if img is None else img.shape[:2]
 
+    def _img_path(self, img_info: dict, root: ET.Element) -> str:
+        """Where the image of ``img_info`` (and its parsed xml ``root``) is."""
+        return osp.join(self.sub_data_root, img_info['file_name'])
+
     def parse_data_info(self, img_info: dict) -> Optional[dict]:
         """One id -> a data_info, or None (counted) when its xml is unusable."""
         try:
@@ -119,7 +125,7 @@ class XMLDataset(BaseDetDataset):
         except ET.ParseError:
             self._skip_image(XML_UNREADABLE, img_info['xml_path'])
             return None
-        img_path = osp.join(self.sub_data_root, img_info['file_name'])
+        img_path = self._img_path(img_info, root)
         try:
             size = root.find('size')
             height, width = int(_text(size, 'height')), int(_text(size, 'width'))
@@ -142,7 +148,7 @@ class XMLDataset(BaseDetDataset):
                 continue
             try:
                 box_node = obj.find('bndbox')
-                box = [float(int(float(_text(box_node, k))) - 1)
+                box = [float(int(float(_text(box_node, k))) - self.COORD_OFFSET)
                        for k in ('xmin', 'ymin', 'xmax', 'ymax')]
             except ValueError:
                 self.skipped[BOX_MALFORMED] += 1

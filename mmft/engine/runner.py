@@ -28,7 +28,7 @@ from functools import cached_property
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 from mmengine.dist import is_main_process
-from mmengine.model import is_model_wrapper
+from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.optim import OptimWrapperDict
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint_to_model
@@ -68,7 +68,9 @@ class FinetuneRunner(Runner):
 
     @property
     def unwrapped_model(self) -> nn.Module:
-        return self.model.module if is_model_wrapper(self.model) else self.model
+        # a test-time-augmentation wrapper holds the detector as a checkpoint stores it
+        wrapped = is_model_wrapper(self.model) or isinstance(self.model, BaseTTAModel)
+        return self.model.module if wrapped else self.model
 
     # --------------------------------------------------------------- freezing
     def build_model(self, model: Union[nn.Module, Dict]) -> nn.Module:

@@ -1,3 +1,4 @@
 """Detection models: importing this package registers every part in MODELS / TASK_UTILS."""
-from . import (backbones, data_preprocessors, dense_heads, detectors, losses,  # noqa: F401
-               necks, roi_heads, task_modules)
+from . import (backbones, batch_augments, data_preprocessors, dense_heads,  # noqa: F401
+               detectors, losses, necks, roi_heads, task_modules,
+               test_time_augs)

@@ -17,6 +17,11 @@ CONFIGS = {
     'cityscapes_detection': ('CityscapesDataset', 'CocoMetric'),
     'cityscapes_instance': ('CityscapesDataset', 'CocoMetric'),
     'voc0712': ('VOCDataset', 'VOCMetric'),
+    'lvis_v1_instance': ('LVISV1Dataset', 'LVISMetric'),
+    'wider_face': ('WIDERFaceDataset', 'VOCMetric'),
+    'objects365v2_detection': ('Objects365V2Dataset', 'CocoMetric'),
+    'deepfashion': ('DeepFashionDataset', 'CocoMetric'),
+    'openimages_detection': ('OpenImagesDataset', 'OpenImagesMetric'),
 }
 
 

@@ -17,6 +17,9 @@ from mmft.structures.masks import INTERPOLATIONS, rescale_size
 from .base import BaseTransform, select_instances
 
 Scale = Tuple[int, int]
+# mmcv's names -> Pillow's resampling filters (the 'pillow' resize backend)
+_PILLOW_FILTERS = {'nearest': 0, 'lanczos': 1, 'bilinear': 2, 'bicubic': 3, 'box': 4,
+                   'hamming': 5}
 _FLIP_CODES = {'horizontal': 1, 'vertical': 0, 'diagonal': -1}  # cv2.flip's flipCode
 
 
@@ -41,8 +44,10 @@ class Resize(BaseTransform):
         scale_factor: A float, or ``(w_factor, h_factor)``.
         keep_ratio: Keep the aspect ratio: ``scale`` bounds the long and short edges.
         clip_object_border: Clip boxes to the resized image.
-        backend: Only ``'cv2'``.
-        interpolation: ``'nearest'``, ``'bilinear'``, ``'bicubic'``, ``'area'`` or ``'lanczos'``.
+        backend: ``'cv2'`` or ``'pillow'`` (the image only, as mmcv; masks and maps are
+            resized the same way either way).
+        interpolation: ``'nearest'``, ``'bilinear'``, ``'bicubic'``, ``'area'`` or ``'lanczos'``
+            (``'pillow'``: ``'box'`` and ``'hamming'`` too, ``'area'`` not).
     """
 
     def __init__(self,
@@ -54,11 +59,12 @@ class Resize(BaseTransform):
                  interpolation: str = 'bilinear') -> None:
         if scale is None and scale_factor is None:
             raise ValueError('Resize needs scale=(w, h) or scale_factor; got neither')
-        if backend != 'cv2':
-            raise ValueError(f"Resize backend={backend!r}: mmft resizes with OpenCV; use 'cv2'")
-        if interpolation not in INTERPOLATIONS:
-            raise ValueError(f'Resize interpolation={interpolation!r} is unknown; use one of '
-                             f'{list(INTERPOLATIONS)}')
+        if backend not in ('cv2', 'pillow'):
+            raise ValueError(f"Resize backend={backend!r} is unknown; use 'cv2' or 'pillow'")
+        known = _PILLOW_FILTERS if backend == 'pillow' else INTERPOLATIONS
+        if interpolation not in known:
+            raise ValueError(f'Resize interpolation={interpolation!r} is unknown with '
+                             f'backend={backend!r}; use one of {list(known)}')
         self.scale = (scale, scale) if isinstance(scale, int) else scale
         if isinstance(scale_factor, (int, float)):
             scale_factor = (float(scale_factor), float(scale_factor))
@@ -77,8 +83,7 @@ class Resize(BaseTransform):
             fw, fh = self.scale_factor
             target = (int(w * fw + 0.5), int(h * fh + 0.5))
         new_w, new_h = rescale_size((w, h), target)[0] if self.keep_ratio else target
-        results['img'] = cv2.resize(img, (new_w, new_h),
-                                    interpolation=INTERPOLATIONS[self.interpolation])
+        results['img'] = self._resize_image(img, (new_w, new_h))
         results['img_shape'] = (new_h, new_w)
         results['scale'] = target
         results['scale_factor'] = (new_w / w, new_h / h)
@@ -96,6 +101,16 @@ class Resize(BaseTransform):
             results['gt_seg_map'] = cv2.resize(results['gt_seg_map'], (new_w, new_h),
                                                interpolation=cv2.INTER_NEAREST)
         return results
+
+    def _resize_image(self, img: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
+        if self.backend == 'cv2':
+            return cv2.resize(img, size, interpolation=INTERPOLATIONS[self.interpolation])
+        from PIL import Image  # torchvision's dependency
+        if img.dtype != np.uint8:
+            raise TypeError(f"Resize backend='pillow' needs a uint8 image, got {img.dtype}; "
+                            "use backend='cv2' after float transforms")
+        resized = Image.fromarray(img).resize(size, _PILLOW_FILTERS[self.interpolation])
+        return np.array(resized)  # writable, unlike asarray of a PIL image
 
 
 @TRANSFORMS.register_module()

@@ -7,7 +7,11 @@ Conventions:
 - a detection matching an ignored box is neither a true nor a false positive, and ignored
   boxes do not count as ground truth;
 - ``use_legacy_coordinate`` measures widths as ``x2 - x1 + 1`` (the VOC devkit's pixel
-  convention), which :class:`VOCMetric` always uses.
+  convention), which :class:`VOCMetric` always uses;
+- Open Images (``use_group_of``): ``annotations[i]['gt_is_group_ofs']`` (bool ``(n,)``) marks
+  "group of" boxes, which are matched by intersection over the *detection's* area
+  (``ioa_thr``) and count once however many detections fall inside (see
+  :func:`tpfp_openimages`).
 """
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -120,6 +124,49 @@ def tpfp_default(det_bboxes: np.ndarray,
     return tp, fp
 
 
+def tpfp_openimages(det_bboxes: np.ndarray,
+                    gt_bboxes: np.ndarray,
+                    gt_is_group_of: np.ndarray,
+                    iou_thr: float = 0.5,
+                    ioa_thr: float = 0.5) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """True / false positives of one image and class under Open Images' group-of rule.
+
+    1. Detections are matched to the non-group-of boxes as in :func:`tpfp_default`.
+    2. Each detection that is not a true positive then, if at least ``ioa_thr`` of its area
+       lies inside a group-of box, joins that box (the one covering it most) instead of
+       counting as a false positive. A group-of box joined by any detection is one true
+       positive scored with the best of their scores; one that none joined is a false
+       positive of score 0 (it sorts last, so it only stands for a missed box).
+
+    Returns:
+        ``(tp, fp, dets)``: ``(1, m)`` 0/1 float32 each and the ``(m, 5)`` detections they
+        describe (joined detections replaced by one row per group-of box).
+    """
+    det_bboxes = np.asarray(det_bboxes, dtype=np.float32).reshape(-1, 5)
+    group = np.asarray(gt_is_group_of, dtype=bool).reshape(-1)
+    gt_bboxes = np.asarray(gt_bboxes, dtype=np.float32).reshape(-1, 4)
+    if len(group) != len(gt_bboxes):
+        raise ValueError(f'tpfp_openimages got {len(group)} group-of flags for '
+                         f'{len(gt_bboxes)} gt boxes')
+    tp, fp = tpfp_default(det_bboxes, gt_bboxes[~group], None, iou_thr)
+    if not group.any() or not len(det_bboxes):
+        return tp, fp, det_bboxes
+    ioas = box_overlaps(det_bboxes, gt_bboxes[group], mode='iof')
+    best, which = ioas.max(axis=1), ioas.argmax(axis=1)
+    joins = (tp[0] == 0) & (best >= ioa_thr)
+    hit = np.zeros(int(group.sum()), dtype=bool)
+    group_dets = np.zeros((len(hit), 5), dtype=np.float32)
+    for i in np.flatnonzero(joins):
+        g = which[i]
+        hit[g] = True
+        if det_bboxes[i, 4] > group_dets[g, 4]:
+            group_dets[g] = det_bboxes[i]
+    keep = ~joins
+    tp = np.concatenate([tp[0, keep], hit.astype(np.float32)])[None]
+    fp = np.concatenate([fp[0, keep], (~hit).astype(np.float32)])[None]
+    return tp, fp, np.concatenate([det_bboxes[keep], group_dets])
+
+
 def eval_map(det_results: Sequence[Sequence[np.ndarray]],
              annotations: Sequence[Dict[str, np.ndarray]],
              scale_ranges: Optional[List[Tuple[float, float]]] = None,
@@ -127,7 +174,9 @@ def eval_map(det_results: Sequence[Sequence[np.ndarray]],
              dataset: Optional[Sequence[str]] = None,
              logger=None,
              use_legacy_coordinate: bool = False,
-             eval_mode: str = 'area') -> Tuple[Union[float, List[float]], List[dict]]:
+             eval_mode: str = 'area',
+             use_group_of: bool = False,
+             ioa_thr: Optional[float] = 0.5) -> Tuple[Union[float, List[float]], List[dict]]:
     """Mean AP over classes (those with at least one non-ignored gt).
 
     Args:
@@ -141,6 +190,9 @@ def eval_map(det_results: Sequence[Sequence[np.ndarray]],
             ``'silent'`` prints nothing.
         use_legacy_coordinate: Widths as ``x2 - x1 + 1``.
         eval_mode: ``'area'`` or ``'11points'`` (see :func:`average_precision`).
+        use_group_of: Open Images' rule for ``gt_is_group_ofs`` boxes (see
+            :func:`tpfp_openimages`); not with ``scale_ranges``.
+        ioa_thr: Share of a detection's area inside a group-of box that joins it to it.
 
     Returns:
         ``(mean_ap, per_class)``: ``mean_ap`` is a float, or one float per scale range;
@@ -151,6 +203,9 @@ def eval_map(det_results: Sequence[Sequence[np.ndarray]],
                          f'{len(annotations)} annotations; give one of each per image')
     if isinstance(dataset, str):
         raise ValueError(f'eval_map dataset must be the class names, got the string {dataset!r}')
+    if use_group_of and (scale_ranges or ioa_thr is None or use_legacy_coordinate):
+        raise ValueError('eval_map with use_group_of=True needs ioa_thr and supports neither '
+                         f'scale_ranges (got {scale_ranges}) nor use_legacy_coordinate')
     extra = 1. if use_legacy_coordinate else 0.
     area_ranges = [(lo**2, hi**2) for lo, hi in scale_ranges] if scale_ranges else None
     num_scales = len(area_ranges) if area_ranges else 1
@@ -162,8 +217,17 @@ def eval_map(det_results: Sequence[Sequence[np.ndarray]],
         ignores = [ann['bboxes_ignore'][ann['labels_ignore'] == c].reshape(-1, 4)
                    if ann.get('labels_ignore') is not None else np.zeros((0, 4), np.float32)
                    for ann in annotations]
-        tpfp = [tpfp_default(d, g, ig, iou_thr, area_ranges, use_legacy_coordinate)
-                for d, g, ig in zip(dets, gts, ignores)]
+        if use_group_of:
+            groups = [np.asarray(ann['gt_is_group_ofs'], bool)[ann['labels'] == c]
+                      if ann.get('gt_is_group_ofs') is not None else np.zeros(len(g), bool)
+                      for ann, g in zip(annotations, gts)]
+            marked = [tpfp_openimages(d, g, grp, iou_thr, ioa_thr)
+                      for d, g, grp in zip(dets, gts, groups)]
+            # joined detections were replaced by one row per group-of box
+            tpfp, dets = [(t, f) for t, f, _ in marked], [d for _, _, d in marked]
+        else:
+            tpfp = [tpfp_default(d, g, ig, iou_thr, area_ranges, use_legacy_coordinate)
+                    for d, g, ig in zip(dets, gts, ignores)]
         num_gts = np.zeros(num_scales, dtype=int)
         for g in gts:
             if area_ranges is None:

@@ -2,6 +2,9 @@
 from .cityscapes_metric import CityScapesMetric
 from .coco_metric import CocoMetric
 from .dump_det_results import DumpDetResults
+from .lvis_metric import LVISFixedAPMetric, LVISMetric
+from .openimages_metric import OpenImagesMetric
 from .voc_metric import VOCMetric
 
-__all__ = ['CocoMetric', 'VOCMetric', 'CityScapesMetric', 'DumpDetResults']
+__all__ = ['CocoMetric', 'VOCMetric', 'CityScapesMetric', 'DumpDetResults', 'LVISMetric',
+           'LVISFixedAPMetric', 'OpenImagesMetric']

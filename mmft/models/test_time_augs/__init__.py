@@ -1,0 +1,4 @@
+"""Test-time augmentation wrappers."""
+from .det_tta import DetTTAModel
+
+__all__ = ['DetTTAModel']
