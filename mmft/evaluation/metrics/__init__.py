@@ -2,6 +2,8 @@
 from .cityscapes_metric import CityScapesMetric
 from .coco_metric import CocoMetric
 from .dump_det_results import DumpDetResults
+from .incremental_coco_metric import IncrementalCocoMetric
 from .voc_metric import VOCMetric
 
-__all__ = ['CocoMetric', 'VOCMetric', 'CityScapesMetric', 'DumpDetResults']
+__all__ = ['CocoMetric', 'VOCMetric', 'CityScapesMetric', 'DumpDetResults',
+           'IncrementalCocoMetric']
