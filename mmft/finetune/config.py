@@ -67,11 +67,17 @@ class IncrementalOptions:
         score_thr: teacher score at or above which a detection becomes a pseudo-label.
         iou_thr: a detection overlapping a labelled box by more than this IoU is dropped
             (the labelled object wins).
+        distill: L2 distillation of the teacher's old-class logits on the dense class
+            outputs (one-stage heads) and the RPN objectness (see
+            :mod:`mmft.finetune.distill`).
+        distill_weight: weight of ``loss_distill``.
     """
     enabled: bool = False
     pseudo_labels: bool = True
     score_thr: float = 0.5
     iou_thr: float = 0.5
+    distill: bool = True
+    distill_weight: float = 1.0
 
     @classmethod
     def parse(cls, value: Any) -> 'IncrementalOptions':
@@ -92,6 +98,9 @@ class IncrementalOptions:
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f'finetune.incremental.{name} is in [0, 1], got '
                                  f'{getattr(self, name)!r}')
+        if not self.distill_weight >= 0:
+            raise ValueError(f'finetune.incremental.distill_weight must be >= 0, got '
+                             f'{self.distill_weight!r}')
         return self
 
 

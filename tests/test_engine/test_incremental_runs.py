@@ -4,6 +4,7 @@ import os.path as osp
 
 import pytest
 import torch
+from mmengine.hooks import Hook
 
 from mmft.checkpoint import torch_load_safely
 from mmft.datasets.synthetic import generate_shapes_dataset
@@ -102,8 +103,38 @@ def test_union_head_pseudo_labels_and_union_checkpoint(data, pretrained, tmp_pat
         assert f'coco/bbox_{name}_mAP' in metrics
 
 
-def test_pseudo_labels_can_be_switched_off(data, pretrained, tmp_path):
+def test_distillation_of_dense_old_class_outputs(data, pretrained, tmp_path):
+    family, _ = pretrained
     runner = _runner(data, pretrained, tmp_path, pseudo_labels=False)
+    losses = []
+    runner.register_hook(_LossProbe(losses), priority='LOWEST')
+    runner.train()
+    hook = next(h for h in runner.hooks if isinstance(h, IncrementalHook))
+    assert hook.num_pseudo == 0
+    student, teacher = hook.channels
+    if family == 'mask_rcnn':  # the RPN objectness, all 3 anchors' channels
+        assert list(student) == ['rpn_head.rpn_cls'] and student['rpn_head.rpn_cls'] is None
+    else:  # anchor a, old class c: channel a * 12 + c in the student, a * 10 + c in the teacher
+        cls = 'bbox_head.retina_cls'
+        assert student[cls].tolist() == [a * 12 + c for a in range(9) for c in range(10)]
+        assert teacher[cls].tolist() == list(range(90))
+    assert len(losses) == 2 and all(v >= 0 for v in losses)
+    # the student starts as the teacher on the old outputs (BatchNorm statistics of the
+    # student's training mode aside)
+    assert losses[0] < 1e-3
+    assert not hasattr(runner.model.__dict__, 'loss') and 'loss' not in runner.model.__dict__
+
+
+def test_teacher_pieces_can_be_switched_off(data, pretrained, tmp_path):
+    runner = _runner(data, pretrained, tmp_path, pseudo_labels=False, distill=False)
     runner.train()
     hook = next(h for h in runner.hooks if isinstance(h, IncrementalHook))
     assert hook.teacher is None and hook.num_pseudo == 0
+
+
+class _LossProbe(Hook):
+    def __init__(self, losses):
+        self.losses = losses
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        self.losses.append(float(torch.as_tensor(outputs['loss_distill']).detach()))

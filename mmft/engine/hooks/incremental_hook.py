@@ -8,7 +8,11 @@ the batch:
    the union (old classes first);
 2. with ``pseudo_labels``, the frozen pretrained model (the teacher, built once from
    ``load_from``) predicts on the same images, and its confident old-class detections
-   join the gt, so unlabelled old objects are not trained as background.
+   join the gt, so unlabelled old objects are not trained as background;
+3. with ``distill``, the teacher's dense old-class logits of that pass (one-stage class
+   outputs, RPN objectness) are kept, and the student's ``loss()`` gains
+   ``loss_distill`` (:mod:`mmft.finetune.distill`); the student's ``loss`` is wrapped on
+   the instance for the run and restored after it.
 
 Working on the batch, not inside a head, makes it model-agnostic: any detector whose
 ``predict`` returns ``pred_instances`` works (two-stage, one-stage, with masks).
@@ -21,6 +25,7 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.structures import InstanceData
 
+from mmft.finetune.distill import OutputRecorder, channel_maps, distillation_loss
 from mmft.finetune.incremental import add_pseudo_labels, build_teacher, label_map
 from mmft.registry import HOOKS
 from mmft.structures.det_data_sample import DetDataSample
@@ -42,19 +47,50 @@ class IncrementalHook(Hook):
                                   classes=self.union)
         self.teacher = None
         self.num_pseudo = 0
-        if self.options.pseudo_labels:
+        self.recorders = None
+        if self.options.pseudo_labels or self.options.distill:
             load_from = runner.cfg.get('load_from')
             if load_from is None:
-                raise ValueError('finetune.incremental.pseudo_labels needs the pretrained '
-                                 'model as teacher: set load_from to its checkpoint, or set '
-                                 'finetune.incremental=dict(pseudo_labels=False)')
+                raise ValueError('finetune.incremental needs the pretrained model as teacher '
+                                 'for pseudo_labels and distill: set load_from to its '
+                                 'checkpoint, or set finetune.incremental=dict('
+                                 'pseudo_labels=False, distill=False)')
             device = next(model.parameters()).device
             self.teacher = build_teacher(runner.cfg.model, load_from, self.old,
                                          runner.finetune_cfg).to(device)
+        if self.options.distill:
+            self._start_distillation(model)
+        pseudo = f'on (score >= {self.options.score_thr:.2f})' if self.options.pseudo_labels \
+            else 'off'
         runner.logger.info(
             f'finetune.incremental: {len(self.old)} old + {len(self.union) - len(self.old)} '
-            f'new classes {list(self.union)}; pseudo-labels '
-            f'{"on (score >= %.2f)" % self.options.score_thr if self.teacher else "off"}')
+            f'new classes {list(self.union)}; pseudo-labels {pseudo}; distillation '
+            f'{"on: " + str(list(self.channels[0])) if self.options.distill else "off"}')
+
+    def _start_distillation(self, model) -> None:
+        self.channels = channel_maps(model, self.teacher, len(self.old))
+        self.recorders = (OutputRecorder(model, list(self.channels[0]), training_only=True),
+                          OutputRecorder(self.teacher, list(self.channels[1])))
+        student_loss, weight = model.loss, self.options.distill_weight
+        student_rec, teacher_rec = self.recorders
+        channels = self.channels
+
+        def loss_with_distillation(batch_inputs, batch_data_samples):
+            student_rec.clear()
+            losses = student_loss(batch_inputs, batch_data_samples)
+            losses['loss_distill'] = weight * distillation_loss(
+                student_rec.outputs, teacher_rec.outputs, *channels)
+            return losses
+
+        model.loss = loss_with_distillation  # this run only: after_train removes it
+        self.student = model
+
+    def after_train(self, runner) -> None:
+        if self.recorders is not None:
+            for recorder in self.recorders:
+                recorder.remove()
+            del self.student.loss  # the class's own loss again
+            self.recorders = None
 
     def before_train_iter(self, runner, batch_idx: int, data_batch: Optional[dict] = None
                           ) -> None:
@@ -66,10 +102,15 @@ class IncrementalHook(Hook):
             gt.labels = self.lookup.to(gt.labels.device)[gt.labels]
         if self.teacher is None:
             return
+        if self.recorders is not None:
+            self.recorders[1].clear()
         with torch.no_grad():
             metas = [DetDataSample(metainfo=s.metainfo) for s in samples]
             data = self.teacher.data_preprocessor(
                 dict(inputs=data_batch['inputs'], data_samples=metas), False)
+            if not self.options.pseudo_labels:  # the teacher's outputs for distillation only
+                self.teacher._forward(data['inputs'], data['data_samples'])
+                return
             preds = self.teacher.predict(data['inputs'], data['data_samples'], rescale=False)
         for sample, pred in zip(samples, preds):
             result: InstanceData = pred.pred_instances
@@ -81,7 +122,7 @@ class IncrementalHook(Hook):
 
     def after_train_iter(self, runner, batch_idx: int, data_batch: Optional[dict] = None,
                          outputs: Optional[dict] = None) -> None:
-        if self.teacher is not None and isinstance(outputs, dict):
+        if self.options.pseudo_labels and isinstance(outputs, dict):
             runner.message_hub.update_scalar('train/num_pseudo_labels', self.num_pseudo)
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
