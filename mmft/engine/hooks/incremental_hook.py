@@ -98,8 +98,10 @@ class IncrementalHook(Hook):
             return
         samples = data_batch['data_samples']
         for sample in samples:
-            gt = sample.gt_instances
-            gt.labels = self.lookup.to(gt.labels.device)[gt.labels]
+            for field in ('gt_instances', 'ignored_instances'):
+                instances = sample.get(field, None)
+                if instances is not None and 'labels' in instances:
+                    instances.labels = self.lookup.to(instances.labels.device)[instances.labels]
         if self.teacher is None:
             return
         if self.recorders is not None:
