@@ -40,3 +40,16 @@ def test_table_shares_of_pretrained_and_plain():
     assert '| incremental | bbox | 0.760 | 95% | 0.480 | 96% | 0.588 |' in table
     assert '| plain | bbox | 0.200 | 25% | 0.500 | 100% |' in table
     assert numbers['pretrained'] == pretrained
+
+
+def test_recipe_config_counts_old_and_new_classes():
+    from mmengine.config import Config
+
+    from mmft.finetune.incremental import apply_incremental
+    cfg = Config.fromfile(demo.CONFIG)
+    cfg.finetune.source_classes = demo.UNION[:10]  # what the pretrained checkpoint carries
+    assert apply_incremental(cfg) == demo.UNION
+    assert cfg.model.roi_head.bbox_head.num_classes == 12
+    assert cfg.model.roi_head.mask_head.num_classes == 12
+    assert tuple(cfg.train_dataloader.dataset.metainfo.classes) == demo.NEW_CLASSES
+    assert tuple(cfg.val_evaluator.old_classes) == demo.UNION[:10]
