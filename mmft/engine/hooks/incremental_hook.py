@@ -39,6 +39,10 @@ class IncrementalHook(Hook):
 
     def before_train(self, runner) -> None:
         from mmft.finetune.incremental import incremental_classes
+        if not hasattr(runner, 'finetune_cfg'):
+            raise TypeError("IncrementalHook needs mmft's FinetuneRunner (it reads "
+                            'finetune.incremental and adds this hook itself); remove '
+                            'runner_type from the config or set it to FinetuneRunner')
         self.options = runner.finetune_cfg.incremental
         self.old, self.new, self.union = incremental_classes(runner.cfg)
         self.lookup = label_map(self.new, self.union)
