@@ -37,6 +37,7 @@ from torch import nn
 from torch.optim import Optimizer
 
 from mmft.finetune.config import FinetuneConfig, resolve_num_classes
+from mmft.finetune.incremental import apply_incremental, incremental_classes
 from mmft.finetune.freeze import freeze, keep_frozen_norms_in_eval, parameter_counts, unfreeze
 from mmft.checkpoint import torch_load_safely
 from mmft.checkpoint.reader import check_readable
@@ -58,8 +59,11 @@ class FinetuneRunner(Runner):
     @classmethod
     def from_cfg(cls, cfg) -> 'FinetuneRunner':
         cfg = copy.deepcopy(cfg)
-        resolve_num_classes(cfg)
-        FinetuneConfig.from_cfg(cfg.get('finetune'))  # fail on a bad section before building
+        ft = FinetuneConfig.from_cfg(cfg.get('finetune'))  # fail on a bad section first
+        if ft.incremental.enabled:
+            apply_incremental(cfg)  # the heads count the old classes and the new ones
+        else:
+            resolve_num_classes(cfg)
         return super().from_cfg(cfg)
 
     @cached_property
@@ -106,6 +110,8 @@ class FinetuneRunner(Runner):
         custom_hooks = list(custom_hooks or [])
         if self.finetune_cfg.unfreeze:
             custom_hooks.append(dict(type='GradualUnfreezeHook'))
+        if self.finetune_cfg.incremental.enabled:
+            custom_hooks.append(dict(type='IncrementalHook'))
         custom_hooks.append(dict(type='ScheduleCheckHook'))  # warns: lr schedule vs loop length
         super().register_hooks(default_hooks, custom_hooks)
 
@@ -237,7 +243,10 @@ class FinetuneRunner(Runner):
         return checkpoint
 
     def dataset_classes(self) -> Optional[Tuple[str, ...]]:
-        """Class names of the data this run uses (built dataset first, else config)."""
+        """Class names of the data this run uses (built dataset first, else config);
+        with ``finetune.incremental``, the old classes then the new ones."""
+        if self.finetune_cfg.incremental.enabled:
+            return incremental_classes(self.cfg)[2]
         for loop in (self._train_loop, self._test_loop, self._val_loop):
             if isinstance(loop, BaseLoop):
                 classes = getattr(loop.dataloader.dataset, 'metainfo', {}).get('classes')

@@ -53,6 +53,58 @@ class UnfreezeStage:
 
 
 @dataclass
+class IncrementalOptions:
+    """``finetune.incremental``: add the dataset's classes to the checkpoint's, keep the old.
+
+    ``incremental=True`` takes the defaults; a dict sets them. The head gets the
+    checkpoint's classes followed by the dataset's classes that are new (same name: the
+    same class); the frozen pretrained model is the teacher of the old classes.
+
+    Attributes:
+        enabled: incremental fine-tuning on or off.
+        pseudo_labels: the teacher's confident old-class detections join each training
+            image's gt, so unlabelled old objects are not trained as background.
+        score_thr: teacher score at or above which a detection becomes a pseudo-label.
+        iou_thr: a detection overlapping a labelled box by more than this IoU is dropped
+            (the labelled object wins).
+        distill: L2 distillation of the teacher's old-class logits on the dense class
+            outputs (one-stage heads) and the RPN objectness (see
+            :mod:`mmft.finetune.distill`).
+        distill_weight: weight of ``loss_distill``.
+    """
+    enabled: bool = False
+    pseudo_labels: bool = True
+    score_thr: float = 0.5
+    iou_thr: float = 0.5
+    distill: bool = True
+    distill_weight: float = 1.0
+
+    @classmethod
+    def parse(cls, value: Any) -> 'IncrementalOptions':
+        if isinstance(value, IncrementalOptions):
+            return value
+        if value is None or isinstance(value, bool):
+            return cls(enabled=bool(value))
+        if not isinstance(value, Mapping):
+            raise ValueError(f'finetune.incremental must be True, False or a dict of '
+                             f'{[f.name for f in fields(cls)]}, got {value!r}')
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(f'unknown finetune.incremental option(s) {unknown}; valid '
+                             f'options: {sorted(known)}')
+        self = cls(**{'enabled': True, **value})
+        for name in ('score_thr', 'iou_thr'):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f'finetune.incremental.{name} is in [0, 1], got '
+                                 f'{getattr(self, name)!r}')
+        if not self.distill_weight >= 0:
+            raise ValueError(f'finetune.incremental.distill_weight must be >= 0, got '
+                             f'{self.distill_weight!r}')
+        return self
+
+
+@dataclass
 class FinetuneConfig:
     """Options of the ``finetune`` section (all optional).
 
@@ -79,6 +131,8 @@ class FinetuneConfig:
         freeze: parameters to freeze before training.
         norm_eval: keep fully frozen BatchNorm layers in eval mode.
         unfreeze: stages of gradual unfreezing (see :class:`UnfreezeStage`).
+        incremental: keep the checkpoint's classes and add the dataset's (see
+            :class:`IncrementalOptions` and :mod:`mmft.finetune.incremental`).
     """
     checkpoint_type: str = 'auto'
     source_format: str = 'auto'
@@ -93,6 +147,7 @@ class FinetuneConfig:
     freeze: List[str] = field(default_factory=list)
     norm_eval: bool = True
     unfreeze: List[UnfreezeStage] = field(default_factory=list)
+    incremental: IncrementalOptions = field(default_factory=IncrementalOptions)
 
     @classmethod
     def from_cfg(cls, cfg: Optional[Mapping[str, Any]]) -> 'FinetuneConfig':
@@ -118,6 +173,7 @@ class FinetuneConfig:
         if cfg.get('source_classes') is not None:
             cfg['source_classes'] = check_class_tuple(cfg['source_classes'],
                                                       'finetune.source_classes')
+        cfg['incremental'] = IncrementalOptions.parse(cfg.get('incremental'))
         self = cls(**cfg)
         if self.checkpoint_type not in CHECKPOINT_TYPES:
             raise ValueError(f'finetune.checkpoint_type must be one of {CHECKPOINT_TYPES}, '

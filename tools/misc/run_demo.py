@@ -18,6 +18,9 @@
    process per core beats two threads per process on a small model, and far more so when
    another program takes a core. ``scratch`` does not need the pretraining and runs
    beside it.
+``--incremental`` runs the incremental fine-tuning benchmark instead
+(:mod:`tools.misc.incremental_demo`: 2 new classes from data labelling only those).
+
 3. report, in the work dir: ``results.md`` (the tables printed at the end),
    ``results.json`` (every number), ``curves.png`` (val mAP against iteration) and
    ``predictions/*.png`` (ground truth | predictions of the recipe on val images).
@@ -435,6 +438,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     short.add_argument('--val-interval', type=int, help='evaluate every N fine-tuning iterations')
     short.add_argument('--batch-size', type=int, help='training batch size of every run')
     parser.add_argument('--num-vis', type=int, default=4, help='val images drawn')
+    parser.add_argument('--incremental', action='store_true',
+                        help='instead: add 2 new shape classes to the pretrained model from '
+                             'data labelling only those (tools/misc/incremental_demo.py)')
+    parser.add_argument('--incremental-num-train', type=int, default=300,
+                        help='train images of the --incremental data (12 classes)')
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error(f'--jobs must be >= 1, got {args.jobs}')
@@ -524,7 +532,13 @@ def run_demo(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
-    return run_demo(parse_args(argv))
+    args = parse_args(argv)
+    if args.incremental:
+        from tools.misc import incremental_demo
+        args.work_dir, args.data_root = osp.abspath(args.work_dir), osp.abspath(args.data_root)
+        os.makedirs(args.work_dir, exist_ok=True)
+        return incremental_demo.run(args, sys.modules[__name__], Clock())
+    return run_demo(args)
 
 
 if __name__ == '__main__':

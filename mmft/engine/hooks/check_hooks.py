@@ -22,6 +22,9 @@ class NumClassCheckHook(Hook):
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         loader = runner.train_dataloader if mode == 'train' else runner.val_dataloader
         classes = getattr(loader.dataset, 'metainfo', {}).get('classes')
+        ft = getattr(runner, 'finetune_cfg', None)
+        if ft is not None and ft.incremental.enabled:
+            classes = runner.dataset_classes()  # the heads have the old and the new classes
         if classes is None:
             runner.logger.warning(f'NumClassCheckHook: the {mode} dataset has no metainfo '
                                   'classes; the heads are not checked')

@@ -1,0 +1,36 @@
+# Incremental fine-tuning on the shapes data: the source-pretrained 10-class Mask R-CNN also
+# learns 'pentagon' and 'arrow' from images that label only those two (the old shapes in the
+# same images are unlabelled). `python tools/misc/run_demo.py --incremental` generates the data
+# (data/shapes/incremental), runs this recipe, the same without the teacher (plain fine-tuning,
+# which forgets) and joint training on all 12 labelled classes, and reports old-class AP,
+# new-class AP and their harmonic mean. By hand, after the demo's pretraining:
+#
+#   python tools/train.py configs/finetune/shapes_incremental.py
+_base_ = './shapes_pretrain.py'
+
+data_root = 'data/shapes/incremental/'
+old_classes = ('circle', 'square', 'triangle', 'star', 'cross', 'ring', 'hexagon', 'ellipse',
+               'diamond', 'heart')
+new_classes = ('pentagon', 'arrow')
+train_dataloader = dict(dataset=dict(data_root=data_root, ann_file='train_new.json',
+                                     metainfo=dict(classes=new_classes)))
+# evaluated over the union (finetune.incremental sets the classes): all 12 shapes labelled
+val_dataloader = dict(dataset=dict(data_root=data_root, ann_file='val.json',
+                                   metainfo=dict(classes=old_classes + new_classes)))
+test_dataloader = val_dataloader
+val_evaluator = dict(type='IncrementalCocoMetric', ann_file=None, old_classes=old_classes,
+                     metric=['bbox', 'segm'])
+test_evaluator = val_evaluator
+
+load_from = 'work_dirs/demo/pretrain/iter_600.pth'
+finetune = dict(incremental=dict(pseudo_labels=True, score_thr=0.5, distill=True))
+
+max_iters = 150
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+optim_wrapper = dict(optimizer=dict(lr=0.01))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=10),
+    dict(type='MultiStepLR', by_epoch=False, begin=0, end=max_iters,
+         milestones=[int(max_iters * 0.75)], gamma=0.1)
+]
+default_hooks = dict(logger=dict(interval=25), checkpoint=dict(interval=max_iters))

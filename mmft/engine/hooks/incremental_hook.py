@@ -1,0 +1,136 @@
+"""IncrementalHook: the training-time half of ``finetune.incremental``.
+
+FinetuneRunner adds it when ``finetune.incremental`` is on (see
+:mod:`mmft.finetune.incremental`). Each training iteration, before the student sees
+the batch:
+
+1. the training dataset's labels (indices into the new classes) become indices into
+   the union (old classes first);
+2. with ``pseudo_labels``, the frozen pretrained model (the teacher, built once from
+   ``load_from``) predicts on the same images, and its confident old-class detections
+   join the gt, so unlabelled old objects are not trained as background;
+3. with ``distill``, the teacher's dense old-class logits of that pass (one-stage class
+   outputs, RPN objectness) are kept, and the student's ``loss()`` gains
+   ``loss_distill`` (:mod:`mmft.finetune.distill`); the student's ``loss`` is wrapped on
+   the instance for the run and restored after it.
+
+Working on the batch, not inside a head, makes it model-agnostic: any detector whose
+``predict`` returns ``pred_instances`` works (two-stage, one-stage, with masks).
+Checkpoints get the union as ``meta.dataset_meta.classes``.
+"""
+from typing import Optional
+
+import torch
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmengine.structures import InstanceData
+
+from mmft.finetune.distill import OutputRecorder, channel_maps, distillation_loss
+from mmft.finetune.incremental import add_pseudo_labels, build_teacher, label_map
+from mmft.registry import HOOKS
+from mmft.structures.det_data_sample import DetDataSample
+
+
+@HOOKS.register_module()
+class IncrementalHook(Hook):
+    """Maps labels into the union and adds the teacher's pseudo-labels (module docstring)."""
+
+    priority = 'ABOVE_NORMAL'
+
+    def before_train(self, runner) -> None:
+        from mmft.finetune.incremental import incremental_classes
+        if not hasattr(runner, 'finetune_cfg'):
+            raise TypeError("IncrementalHook needs mmft's FinetuneRunner (it reads "
+                            'finetune.incremental and adds this hook itself); remove '
+                            'runner_type from the config or set it to FinetuneRunner')
+        self.options = runner.finetune_cfg.incremental
+        self.old, self.new, self.union = incremental_classes(runner.cfg)
+        self.lookup = label_map(self.new, self.union)
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model.dataset_meta = dict(getattr(model, 'dataset_meta', None) or {},
+                                  classes=self.union)
+        self.teacher = None
+        self.num_pseudo = 0
+        self.recorders = None
+        if self.options.pseudo_labels or self.options.distill:
+            load_from = runner.cfg.get('load_from')
+            if load_from is None:
+                raise ValueError('finetune.incremental needs the pretrained model as teacher '
+                                 'for pseudo_labels and distill: set load_from to its '
+                                 'checkpoint, or set finetune.incremental=dict('
+                                 'pseudo_labels=False, distill=False)')
+            device = next(model.parameters()).device
+            self.teacher = build_teacher(runner.cfg.model, load_from, self.old,
+                                         runner.finetune_cfg).to(device)
+        if self.options.distill:
+            self._start_distillation(model)
+        pseudo = f'on (score >= {self.options.score_thr:.2f})' if self.options.pseudo_labels \
+            else 'off'
+        runner.logger.info(
+            f'finetune.incremental: {len(self.old)} old + {len(self.union) - len(self.old)} '
+            f'new classes {list(self.union)}; pseudo-labels {pseudo}; distillation '
+            f'{"on: " + str(list(self.channels[0])) if self.options.distill else "off"}')
+
+    def _start_distillation(self, model) -> None:
+        self.channels = channel_maps(model, self.teacher, len(self.old))
+        self.recorders = (OutputRecorder(model, list(self.channels[0]), training_only=True),
+                          OutputRecorder(self.teacher, list(self.channels[1])))
+        student_loss, weight = model.loss, self.options.distill_weight
+        student_rec, teacher_rec = self.recorders
+        channels = self.channels
+
+        def loss_with_distillation(batch_inputs, batch_data_samples):
+            student_rec.clear()
+            losses = student_loss(batch_inputs, batch_data_samples)
+            losses['loss_distill'] = weight * distillation_loss(
+                student_rec.outputs, teacher_rec.outputs, *channels)
+            return losses
+
+        model.loss = loss_with_distillation  # this run only: after_train removes it
+        self.student = model
+
+    def after_train(self, runner) -> None:
+        if self.recorders is not None:
+            for recorder in self.recorders:
+                recorder.remove()
+            del self.student.loss  # the class's own loss again
+            self.recorders = None
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch: Optional[dict] = None
+                          ) -> None:
+        if data_batch is None:
+            return
+        samples = data_batch['data_samples']
+        for sample in samples:
+            for field in ('gt_instances', 'ignored_instances'):
+                instances = sample.get(field, None)
+                if instances is not None and 'labels' in instances:
+                    instances.labels = self.lookup.to(instances.labels.device)[instances.labels]
+        if self.teacher is None:
+            return
+        if self.recorders is not None:
+            self.recorders[1].clear()
+        with torch.no_grad():
+            metas = [DetDataSample(metainfo=s.metainfo) for s in samples]
+            data = self.teacher.data_preprocessor(
+                dict(inputs=data_batch['inputs'], data_samples=metas), False)
+            if not self.options.pseudo_labels:  # the teacher's outputs for distillation only
+                self.teacher._forward(data['inputs'], data['data_samples'])
+                return
+            preds = self.teacher.predict(data['inputs'], data['data_samples'], rescale=False)
+        for sample, pred in zip(samples, preds):
+            result: InstanceData = pred.pred_instances
+            before = len(sample.gt_instances)
+            sample.gt_instances = add_pseudo_labels(
+                sample.gt_instances, result, len(self.old), self.options.score_thr,
+                self.options.iou_thr)
+            self.num_pseudo += len(sample.gt_instances) - before
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch: Optional[dict] = None,
+                         outputs: Optional[dict] = None) -> None:
+        if self.options.pseudo_labels and isinstance(outputs, dict):
+            runner.message_hub.update_scalar('train/num_pseudo_labels', self.num_pseudo)
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        meta = checkpoint.setdefault('meta', {})
+        meta['dataset_meta'] = dict(meta.get('dataset_meta') or {}, classes=self.union)

@@ -1,0 +1,118 @@
+"""finetune.incremental: class union, config set-up, pseudo-label selection."""
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.structures import InstanceData
+
+from mmft.finetune.config import FinetuneConfig, IncrementalOptions
+from mmft.finetune.incremental import (add_pseudo_labels, apply_incremental, label_map,
+                                       select_pseudo_labels, teacher_model_cfg, union_classes)
+from mmft.structures.masks import BitmapMasks
+
+OLD = ('circle', 'square', 'triangle')
+NEW = ('pentagon', 'Circle', 'arrow')
+
+
+def test_union_keeps_old_order_and_appends_only_new_names():
+    union = union_classes(OLD, NEW)
+    assert union == ('circle', 'square', 'triangle', 'pentagon', 'arrow')
+    # the dataset's 'Circle' is the old 'circle': its labels go to row 0
+    assert label_map(NEW, union).tolist() == [3, 0, 4]
+
+
+def test_options_parse_bool_dict_and_reject_bad_values():
+    assert FinetuneConfig.from_cfg({}).incremental.enabled is False
+    assert FinetuneConfig.from_cfg(dict(incremental=True)).incremental == \
+        IncrementalOptions(enabled=True)
+    opts = FinetuneConfig.from_cfg(dict(incremental=dict(score_thr=0.7))).incremental
+    assert opts.enabled and opts.score_thr == 0.7 and opts.pseudo_labels
+    with pytest.raises(ValueError, match='unknown finetune.incremental option'):
+        FinetuneConfig.from_cfg(dict(incremental=dict(score=0.7)))
+    with pytest.raises(ValueError, match=r'score_thr is in \[0, 1\]'):
+        FinetuneConfig.from_cfg(dict(incremental=dict(score_thr=3)))
+
+
+def _cfg(**finetune):
+    dataset = dict(type='CocoDataset', metainfo=dict(classes=NEW[::2]))
+    return Config(dict(
+        finetune=dict(incremental=True, source_classes=OLD, **finetune),
+        model=dict(type='MaskRCNN',
+                   rpn_head=dict(type='RPNHead', num_classes=1),
+                   roi_head=dict(bbox_head=dict(type='Shared2FCBBoxHead', num_classes='auto'),
+                                 mask_head=dict(type='FCNMaskHead', num_classes='auto'))),
+        train_dataloader=dict(dataset=dataset),
+        val_dataloader=dict(dataset=dict(type='CocoDataset')),
+        val_evaluator=dict(type='IncrementalCocoMetric')))
+
+
+def test_apply_incremental_counts_old_and_new():
+    cfg = _cfg()
+    union = apply_incremental(cfg)
+    assert union == OLD + ('pentagon', 'arrow')
+    assert cfg.model.roi_head.bbox_head.num_classes == 5
+    assert cfg.model.roi_head.mask_head.num_classes == 5
+    assert cfg.model.rpn_head.num_classes == 1  # objectness does not follow the data
+    assert cfg.train_dataloader.dataset.metainfo.classes == ('pentagon', 'arrow')
+    assert tuple(cfg.val_dataloader.dataset.metainfo.classes) == union
+    assert tuple(cfg.val_evaluator.old_classes) == OLD
+    teacher = teacher_model_cfg(cfg.model, len(OLD))
+    assert teacher['roi_head']['bbox_head']['num_classes'] == 3
+    assert cfg.model.roi_head.bbox_head.num_classes == 5  # the student's is untouched
+
+
+def test_apply_incremental_refuses_a_wrong_head_count_and_val_classes():
+    cfg = _cfg()
+    cfg.model.roi_head.bbox_head.num_classes = 2
+    with pytest.raises(ValueError, match=r'bbox_head.num_classes=2 but finetune.incremental '
+                                         r'gives 5 classes \(3 old \+ 2 new'):
+        apply_incremental(cfg)
+    cfg = _cfg()
+    cfg.val_dataloader.dataset.metainfo = dict(classes=('square',))
+    with pytest.raises(ValueError, match='leave it unset or give the union'):
+        apply_incremental(cfg)
+
+
+def test_apply_incremental_needs_the_old_classes():
+    cfg = _cfg()
+    cfg.finetune.pop('source_classes')
+    with pytest.raises(ValueError, match='set load_from'):
+        apply_incremental(cfg)
+
+
+def _pred(boxes, scores, labels, masks=None):
+    pred = InstanceData(bboxes=torch.tensor(boxes, dtype=torch.float32),
+                        scores=torch.tensor(scores), labels=torch.tensor(labels))
+    if masks is not None:
+        pred.masks = masks
+    return pred
+
+
+def test_pseudo_labels_take_confident_old_class_boxes_away_from_gt():
+    gt = InstanceData(bboxes=torch.tensor([[0., 0., 10., 10.]]), labels=torch.tensor([3]))
+    pred = _pred([[0, 0, 10, 10],    # duplicates the labelled object: dropped
+                  [20, 20, 30, 30],  # confident old class: kept
+                  [40, 40, 50, 50],  # not confident: dropped
+                  [20, 0, 30, 10]],  # a new class: the student learns those from labels
+                 [0.9, 0.8, 0.3, 0.9], [1, 2, 0, 3])
+    assert select_pseudo_labels(pred, gt.bboxes, 3, 0.5, 0.5).tolist() == [1]
+    out = add_pseudo_labels(gt, pred, num_old=3)
+    assert out.labels.tolist() == [3, 2]
+    assert out.bboxes[1].tolist() == [20, 20, 30, 30]
+    assert add_pseudo_labels(gt, pred, 3, score_thr=0.95) is gt  # nothing to add
+
+
+def test_pseudo_labels_extend_masks_at_the_gt_mask_size():
+    gt_mask = np.zeros((1, 16, 20), dtype=np.uint8)
+    gt_mask[0, :4, :4] = 1
+    gt = InstanceData(bboxes=torch.tensor([[0., 0., 4., 4.]]), labels=torch.tensor([4]),
+                      masks=BitmapMasks(gt_mask, 16, 20))
+    teacher_masks = torch.zeros((1, 18, 18), dtype=torch.bool)  # teacher's own size
+    teacher_masks[0, 8:12, 8:12] = True
+    out = add_pseudo_labels(gt, _pred([[8, 8, 12, 12]], [0.9], [0], teacher_masks), 3)
+    masks = out.masks.to_ndarray()
+    assert masks.shape == (2, 16, 20) and masks[0].sum() == 16
+    assert masks[1, 8:12, 8:12].all() and masks[1].sum() == 16
+    # a teacher without masks: the box is the mask
+    out = add_pseudo_labels(gt, _pred([[2, 6, 5, 9]], [0.9], [1]), 3)
+    assert out.masks.to_ndarray()[1].sum() == 9

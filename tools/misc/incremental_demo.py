@@ -1,0 +1,160 @@
+"""``run_demo.py --incremental``: add 2 shape classes to the 10-class pretrained model.
+
+1. data under ``<data-root>/incremental`` (source domain, 12 classes): ``train.json`` labels
+   every shape, ``train_new.json`` the same images with only the new classes labelled,
+   ``val.json`` every shape;
+2. the demo's pretraining (cached as in the main demo), then three runs of
+   ``configs/finetune/shapes_incremental.py`` from its checkpoint, same schedule and seed:
+   ``plain`` (new labels only, no teacher: it forgets), ``incremental`` (pseudo-labels +
+   distillation) and ``joint`` (all 12 classes labelled: the upper bound);
+3. the pretrained model evaluated on the same val images (old classes), and a table of
+   old-class AP (and its share of the pretrained model's), new-class AP (and its share of
+   plain fine-tuning's) and their harmonic mean, in ``<work-dir>/incremental_results.md``.
+"""
+import json
+import os
+import os.path as osp
+from typing import Any, Dict, List, Tuple
+
+from mmengine.config import Config
+
+from mmft.datasets.synthetic import SOURCE_CLASSES, generate_shapes_dataset
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONFIG = osp.join(REPO_ROOT, 'configs/finetune/shapes_incremental.py')
+NEW_CLASSES = ('pentagon', 'arrow')
+UNION = tuple(SOURCE_CLASSES) + NEW_CLASSES
+
+
+def prepare_data(root: str, num_train: int, num_val: int, image_size: int, seed: int) -> dict:
+    """Generate the data (unless present with these sizes); returns the sizes."""
+    stamp = dict(num_train=num_train, num_val=num_val, image_size=image_size, seed=seed)
+    stamp_file = osp.join(root, 'stamp.json')
+    if osp.isfile(stamp_file):
+        with open(stamp_file, encoding='utf-8') as f:
+            if json.load(f) == stamp:
+                return stamp
+    for split, num in (('train', num_train), ('val', num_val)):
+        generate_shapes_dataset(root, classes=UNION, num_images=num, image_size=image_size,
+                                seed=seed, domain='source', split_name=split, progress=False)
+    with open(osp.join(root, 'train.json'), encoding='utf-8') as f:
+        full = json.load(f)
+    new_ids = {c['id'] for c in full['categories'] if c['name'] in NEW_CLASSES}
+    only_new = dict(full, categories=[c for c in full['categories'] if c['id'] in new_ids],
+                    annotations=[a for a in full['annotations'] if a['category_id'] in new_ids])
+    with open(osp.join(root, 'train_new.json'), 'w', encoding='utf-8') as f:
+        json.dump(only_new, f)
+    with open(stamp_file, 'w', encoding='utf-8') as f:
+        json.dump(stamp, f)
+    return stamp
+
+
+def _tuple(names) -> str:
+    return '(' + ','.join(names) + ')'  # MMEngine's DictAction reads this as a tuple
+
+
+def incremental_runs(run_cls, checkpoint: str, data_root: str, common: Dict[str, Any],
+                     after: str) -> List[Any]:
+    """plain / incremental / joint, as ``run_demo.Run`` objects."""
+    root = data_root.rstrip('/') + '/'
+    base = {'load_from': checkpoint, 'train_dataloader.dataset.data_root': root,
+            'val_dataloader.dataset.data_root': root,
+            'test_dataloader.dataset.data_root': root, **common}
+    return [
+        run_cls('inc_plain', 'plain fine-tuning (new labels only)', CONFIG,
+                {**base, 'finetune.incremental.pseudo_labels': False,
+                 'finetune.incremental.distill': False}, after),
+        run_cls('inc_incremental', 'incremental (pseudo-labels + distillation)', CONFIG,
+                dict(base), after),
+        run_cls('inc_joint', 'joint training (all 12 labelled)', CONFIG,
+                {**base, 'finetune.incremental': False,
+                 'train_dataloader.dataset.ann_file': 'train.json',
+                 'train_dataloader.dataset.metainfo.classes': _tuple(UNION)}, after),
+    ]
+
+
+def evaluate_pretrained(checkpoint: str, data_root: str, work_dir: str) -> Dict[str, float]:
+    """The pretrained 10-class model on the val images, old classes only."""
+    from mmft.engine import FinetuneRunner
+    cfg = Config.fromfile(CONFIG)
+    root = data_root.rstrip('/') + '/'
+    cfg.merge_from_dict({
+        'finetune.incremental': False, 'load_from': checkpoint, 'work_dir': work_dir,
+        'test_dataloader.dataset.data_root': root,
+        'test_dataloader.dataset.metainfo.classes': tuple(SOURCE_CLASSES),
+        'train_dataloader.dataset.metainfo.classes': tuple(SOURCE_CLASSES),
+        'test_evaluator.old_classes': tuple(SOURCE_CLASSES)})
+    metrics = FinetuneRunner.from_cfg(cfg).test()
+    return {k.split('/', 1)[1]: v for k, v in metrics.items() if k.startswith('coco/')}
+
+
+def results_table(pretrained: Dict[str, float], final: Dict[str, Dict[str, float]],
+                  labels: Dict[str, str]) -> Tuple[str, Dict[str, Any]]:
+    """The markdown table and its numbers (bbox and segm)."""
+    rows = ['| run | metric | old-class AP | % of pretrained | new-class AP | % of plain | '
+            'harmonic mean |', '|---|---|---|---|---|---|---|']
+    numbers: Dict[str, Any] = {'pretrained': pretrained}
+    rows += [f'| pretrained (10 classes) | {m} | {pretrained[f"{m}_old_mAP"]:.3f} | 100% | - '
+             '| - | - |' for m in ('bbox', 'segm')]
+    for name, metrics in final.items():
+        numbers[name] = metrics
+        for m in ('bbox', 'segm'):
+            old, new = metrics[f'{m}_old_mAP'], metrics[f'{m}_new_mAP']
+            ref_old = pretrained[f'{m}_old_mAP']
+            ref_new = final['inc_plain'][f'{m}_new_mAP']
+            share_old = f'{100 * old / ref_old:.0f}%' if ref_old > 0 else '-'
+            share_new = f'{100 * new / ref_new:.0f}%' if ref_new > 0 else '-'
+            rows.append(f'| {labels[name]} | {m} | {old:.3f} | {share_old} | {new:.3f} | '
+                        f'{share_new} | {metrics[f"{m}_hmean_mAP"]:.3f} |')
+    return '\n'.join(rows) + '\n', numbers
+
+
+def run(args, run_demo_module, clock) -> Dict[str, Any]:
+    """The ``--incremental`` demo (see the module docstring)."""
+    rd = run_demo_module
+    data_root = osp.join(args.data_root, 'incremental')
+    clock.stage(f'1/3 data: 12-class shapes in {data_root} (train_new.json labels only '
+                f'{list(NEW_CLASSES)})')
+    sizes = rd.prepare_data(args, clock)  # the pretraining's source domain
+    stamp = prepare_data(data_root, args.incremental_num_train, args.num_val,
+                         args.image_size, args.seed)
+    clock.stage('2/3 train: pretraining (cached when current), then plain, incremental and '
+                'joint fine-tuning')
+    pretrain = rd.plan_runs(args)[0]
+    checkpoint = rd.final_checkpoint(osp.join(args.work_dir, pretrain.name),
+                                     rd.PRETRAIN_CONFIG, args.pretrain_iters)
+    stamp_file = osp.join(args.work_dir, 'pretrain_stamp.json')
+    config_text = Config.fromfile(rd.PRETRAIN_CONFIG).pretty_text
+    import hashlib
+    pre_stamp = dict(data=sizes, image_size=args.image_size, seed=args.seed,
+                     config_sha1=hashlib.sha1(config_text.encode()).hexdigest(),
+                     options=rd.cli_options(pretrain.options))
+    cached = not args.force and rd.is_cached(checkpoint, stamp_file, pre_stamp)
+    common = {**({'train_dataloader.batch_size': args.batch_size} if args.batch_size else {}),
+              **rd.schedule_options(CONFIG, args.finetune_iters)}
+    runs = incremental_runs(rd.Run, checkpoint, data_root, common, pretrain.name)
+    seconds = rd.train_all(runs if cached else [pretrain] + runs, args.work_dir, clock,
+                           args.jobs)
+    if not cached:
+        with open(stamp_file, 'w', encoding='utf-8') as f:
+            json.dump(pre_stamp, f, indent=1)
+
+    clock.stage('3/3 evaluate and report')
+    pretrained = evaluate_pretrained(checkpoint, data_root,
+                                     osp.join(args.work_dir, 'inc_pretrained_eval'))
+    final = {}
+    for r in runs:
+        curve = rd.val_curve(osp.join(args.work_dir, r.name))
+        final[r.name] = curve[max(curve)]
+    table, numbers = results_table(pretrained, final, {r.name: r.label for r in runs})
+    markdown = (table + f'\nData: {stamp["num_train"]} train images (12 classes; the plain and '
+                f'incremental runs see only {list(NEW_CLASSES)} labelled), {stamp["num_val"]} '
+                f'val images, {args.image_size} px, seed {args.seed}. Wall time '
+                f'{clock.elapsed:.0f} s ({", ".join(f"{k} {v:.0f} s" for k, v in seconds.items())}; '
+                f'{args.jobs} runs at a time on {os.cpu_count()} CPU cores).\n')
+    with open(osp.join(args.work_dir, 'incremental_results.md'), 'w', encoding='utf-8') as f:
+        f.write(markdown)
+    with open(osp.join(args.work_dir, 'incremental_results.json'), 'w', encoding='utf-8') as f:
+        json.dump(dict(numbers=numbers, seconds=seconds, data=stamp), f, indent=1)
+    print('\n' + markdown)
+    return numbers
