@@ -59,3 +59,48 @@ def test_short_shapes_run_learns(shapes, tmp_path):
     assert loss_bbox[-10:].mean() < 0.85 * loss_bbox[15:25].mean()
     assert loss[-10:].mean() < loss[15:25].mean()
     assert metrics['coco/bbox_mAP'] > 0
+
+
+@pytest.mark.slow
+def test_ema_checkpoint_fine_tunes_from_the_ema_weights(shapes, tmp_path):
+    """MMEngine's EMAHook saves the averaged weights as ``state_dict`` (the raw ones as
+    ``ema_state_dict``); a fine-tuning run from that file starts from the averaged weights,
+    and its own EMA model starts from what was loaded (class rows transferred)."""
+    import torch
+
+    from mmft.checkpoint import torch_load_safely
+    from mmft.datasets.synthetic import TARGET_CLASSES
+
+    ema = [dict(type='EMAHook', ema_type='ExpMomentumEMA', momentum=0.0002,
+                update_buffers=True, priority=49)]
+
+    def config(work_dir, classes, root, iters, **extra):
+        cfg = tiny_config(root, str(work_dir), classes, max_iters=iters, batch_size=2, **extra)
+        cfg.model = ConfigDict(tiny_rtmdet(len(classes)))
+        cfg.train_dataloader.dataset.pipeline = [
+            dict(type='LoadImageFromFile'), dict(type='LoadAnnotations', with_bbox=True),
+            dict(type='PackDetInputs')]
+        cfg.custom_hooks = ema
+        return cfg
+
+    src_cfg = config(tmp_path / 'src', SOURCE_CLASSES, shapes['source'], 3)
+    FinetuneRunner.from_cfg(src_cfg).train()
+    ckpt = torch_load_safely(str(tmp_path / 'src' / 'iter_3.pth'), map_location='cpu')
+    averaged, raw = ckpt['state_dict'], ckpt['ema_state_dict']
+    key = 'bbox_head.rtm_reg.0.weight'
+    assert not torch.equal(averaged[key], raw['module.' + key])
+
+    tgt_cfg = config(tmp_path / 'tgt', TARGET_CLASSES, shapes['target'], 1,
+                     load_from=str(tmp_path / 'src' / 'iter_3.pth'),
+                     finetune=dict(checkpoint_type='detection', class_transfer=True))
+    runner = FinetuneRunner.from_cfg(tgt_cfg)
+    hook = next(h for h in runner.hooks if type(h).__name__ == 'EMAHook')
+    hook.before_run(runner)  # builds the EMA model, as train() does before loading
+    runner.load_or_resume()  # the fine-tuning load, then the hooks' after_load_checkpoint
+    model = runner.model.state_dict()
+    assert torch.equal(model[key], averaged[key])
+    ema_model = hook.ema_model.module.state_dict()
+    assert torch.equal(ema_model[key], averaged[key])
+    # circle is class 0 in both class lists: its row came across on every level
+    assert torch.equal(ema_model['bbox_head.rtm_cls.1.weight'][0],
+                       averaged['bbox_head.rtm_cls.1.weight'][0])
