@@ -7,7 +7,9 @@ from .center_crop_pad import RandomCenterCropPad
 from .copy_paste import CopyPaste
 from .formatting import PackDetInputs
 from .geometric import Pad, RandomChoiceResize, RandomCrop, RandomFlip, RandomResize, Resize
+from .hsv_aug import YOLOXHSVRandomAug
 from .loading import LoadAnnotations, LoadImageFromFile
+from .mix_img_transforms import CachedMixUp, CachedMosaic
 from .photometric import PhotoMetricDistortion
 from .ssd_transforms import Expand, MinIoURandomCrop
 from .wrappers import Compose, RandomApply, RandomChoice, TestTimeAug
@@ -18,5 +20,6 @@ __all__ = [
     'RandomCrop', 'PhotoMetricDistortion', 'PackDetInputs', 'Expand', 'MinIoURandomCrop',
     'Compose', 'RandomChoice', 'RandomApply', 'TestTimeAug', 'FilterAnnotations',
     'FixScaleResize', 'RandomShift', 'CutOut', 'AutoAugment', 'Albu', 'CopyPaste',
-    'RandomCenterCropPad'
+    'RandomCenterCropPad',
+    'CachedMosaic', 'CachedMixUp', 'YOLOXHSVRandomAug'
 ]

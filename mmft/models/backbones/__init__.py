@@ -1,5 +1,6 @@
 """Backbones (registered in MODELS)."""
 from .darknet import Darknet
+from .cspnext import CSPNeXt
 from .mobilenet_v2 import MobileNetV2
 from .resnet import ResNet
 from .hrnet import HRNet
@@ -9,4 +10,4 @@ from .swin import SwinTransformer
 from .vgg import SSDVGG
 
 __all__ = ['ResNet', 'ResNeXt', 'RegNet', 'SwinTransformer', 'HRNet', 'SSDVGG', 'MobileNetV2',
-           'Darknet']
+           'Darknet', 'CSPNeXt']

@@ -5,8 +5,9 @@ from .base_dense_head import BaseDenseHead
 from .fcos_head import FCOSHead
 from .retina_head import RetinaHead
 from .rpn_head import RPNHead, unpack_gt_instances
+from .rtmdet_head import RTMDetHead, RTMDetSepBNHead
 from .ssd_head import SSDHead
 from .yolov3_head import YOLOV3Head
 
 __all__ = ['RPNHead', 'unpack_gt_instances', 'BaseDenseHead', 'AnchorHead', 'RetinaHead',
-           'FCOSHead', 'ATSSHead', 'SSDHead', 'YOLOV3Head']
+           'FCOSHead', 'ATSSHead', 'SSDHead', 'YOLOV3Head', 'RTMDetHead', 'RTMDetSepBNHead']

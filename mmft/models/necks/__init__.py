@@ -1,7 +1,8 @@
 """Necks (registered in MODELS)."""
 from .fpn import FPN
+from .cspnext_pafpn import CSPNeXtPAFPN
 from .hrfpn import HRFPN
 from .ssd_neck import SSDNeck
 from .yolov3_neck import YOLOV3Neck
 
-__all__ = ['FPN', 'HRFPN', 'SSDNeck', 'YOLOV3Neck']
+__all__ = ['FPN', 'HRFPN', 'SSDNeck', 'YOLOV3Neck', 'CSPNeXtPAFPN']

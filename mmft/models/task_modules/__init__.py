@@ -4,6 +4,7 @@ from .assigners import AssignResult, BboxOverlaps2D, MaxIoUAssigner
 from .atss_assigner import ATSSAssigner
 from .coders import DeltaXYWHBBoxCoder
 from .distance_point_coder import DistancePointBBoxCoder
+from .dynamic_soft_label_assigner import DynamicSoftLabelAssigner
 from .point_generator import MlvlPointGenerator
 from .samplers import PseudoSampler, RandomSampler, SamplingResult
 from .ssd_anchors import SSDAnchorGenerator
@@ -13,5 +14,5 @@ __all__ = [
     'AnchorGenerator', 'anchor_inside_flags', 'DeltaXYWHBBoxCoder', 'BboxOverlaps2D',
     'AssignResult', 'MaxIoUAssigner', 'RandomSampler', 'PseudoSampler', 'SamplingResult',
     'ATSSAssigner', 'DistancePointBBoxCoder', 'MlvlPointGenerator', 'SSDAnchorGenerator',
-    'YOLOAnchorGenerator', 'YOLOBBoxCoder', 'GridAssigner'
+    'YOLOAnchorGenerator', 'YOLOBBoxCoder', 'GridAssigner', 'DynamicSoftLabelAssigner'
 ]

@@ -1,0 +1,122 @@
+"""CachedMosaic, CachedMixUp and YOLOXHSVRandomAug on boxes and masks: boxes stay inside
+the image, each mask follows its box, labels stay aligned, and empty samples pass."""
+import random
+
+import numpy as np
+import pytest
+
+from mmft.datasets.transforms import CachedMixUp, CachedMosaic, YOLOXHSVRandomAug
+from mmft.structures.masks import BitmapMasks
+
+
+def _sample(seed, h=60, w=80, n=2):
+    rng = np.random.default_rng(seed)
+    img = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+    boxes, masks = [], []
+    for i in range(n):
+        x1, y1 = int(rng.integers(0, w // 2)), int(rng.integers(0, h // 2))
+        x2, y2 = x1 + int(rng.integers(8, w // 2)), y1 + int(rng.integers(8, h // 2))
+        boxes.append([x1, y1, x2, y2])
+        m = np.zeros((h, w), np.uint8)
+        m[y1:y2, x1:x2] = 1
+        masks.append(m)
+    return dict(img=img, img_shape=(h, w),
+                gt_bboxes=np.array(boxes, np.float32).reshape(-1, 4),
+                gt_bboxes_labels=np.arange(n, dtype=np.int64) + seed,
+                gt_ignore_flags=np.zeros(n, bool),
+                gt_masks=BitmapMasks(np.array(masks).reshape(n, h, w), h, w))
+
+
+def _check_boxes_and_masks(out):
+    h, w = out['img'].shape[:2]
+    assert out['img_shape'] == (h, w)
+    boxes = out['gt_bboxes']
+    n = len(boxes)
+    assert len(out['gt_bboxes_labels']) == len(out['gt_ignore_flags']) == len(out['gt_masks']) == n
+    assert (boxes[:, 0::2] >= 0).all() and (boxes[:, 0::2] <= w).all()
+    assert (boxes[:, 1::2] >= 0).all() and (boxes[:, 1::2] <= h).all()
+    assert ((boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])).all()
+    masks = out['gt_masks'].masks
+    assert masks.shape[1:] == (h, w)
+    for box, mask in zip(boxes, masks):
+        # the (rectangular) mask fills its box, up to the pixel rounding of the resize
+        ys, xs = np.nonzero(mask)
+        if len(xs) == 0:
+            assert (box[2] - box[0]) * (box[3] - box[1]) < 4
+            continue
+        assert abs(xs.min() - box[0]) <= 2 and abs(xs.max() + 1 - box[2]) <= 2
+        assert abs(ys.min() - box[1]) <= 2 and abs(ys.max() + 1 - box[3]) <= 2
+
+
+def test_cached_mosaic_passes_until_the_cache_is_full_then_mixes_four():
+    random.seed(0)
+    np.random.seed(0)
+    t = CachedMosaic(img_scale=(64, 48), max_cached_images=10)
+    for seed in range(4):
+        out = t(_sample(seed))
+        assert out['img'].shape == (60, 80, 3)  # unchanged while the cache fills
+    for seed in range(4, 12):
+        out = t(_sample(seed))
+        assert out['img'].shape == (96, 128, 3)
+        _check_boxes_and_masks(out)
+    # labels come from several cached samples
+    assert len(set(out['gt_bboxes_labels'].tolist())) > 2
+    assert len(t._cache.items) == 10
+
+
+def test_cached_mosaic_with_empty_samples():
+    random.seed(1)
+    t = CachedMosaic(img_scale=(32, 32), max_cached_images=5)
+    for seed in range(6):
+        out = t(_sample(seed, n=0))
+    assert out['img'].shape == (64, 64, 3) and len(out['gt_bboxes']) == 0
+    assert len(out['gt_masks']) == 0
+
+
+def test_cached_mosaic_rejects_a_too_small_cache():
+    with pytest.raises(ValueError, match='max_cached_images'):
+        CachedMosaic(max_cached_images=3)
+
+
+def test_cached_mixup_blends_and_keeps_both_instance_sets():
+    random.seed(0)
+    t = CachedMixUp(img_scale=(80, 60), ratio_range=(0.8, 1.6), max_cached_images=5)
+    first = _sample(0)
+    assert t(dict(first))['img'] is first['img']  # one cached sample: nothing to mix with
+    found_more = False
+    for seed in range(1, 10):
+        s = _sample(seed)
+        before = s['img'].copy()
+        out = t(s)
+        assert out['img'].shape == (60, 80, 3)
+        _check_boxes_and_masks(out)
+        assert not np.array_equal(out['img'], before)
+        found_more |= len(out['gt_bboxes']) > 2
+    assert found_more
+
+
+def test_cached_mixup_with_an_empty_sample():
+    random.seed(0)
+    t = CachedMixUp(img_scale=(80, 60), max_cached_images=5)
+    t(_sample(0))
+    out = t(_sample(1, n=0))
+    _check_boxes_and_masks(out)
+    assert set(out['gt_bboxes_labels'].tolist()) <= {0, 1}
+
+
+def test_hsv_aug_keeps_boxes_and_shifts_colours_within_range():
+    np.random.seed(3)
+    s = _sample(0)
+    boxes = s['gt_bboxes'].copy()
+    img = s['img'].copy()
+    changed = False
+    t = YOLOXHSVRandomAug()
+    for _ in range(5):
+        out = t(dict(s, img=img.copy()))
+        assert out['img'].dtype == np.uint8 and out['img'].shape == img.shape
+        assert np.array_equal(out['gt_bboxes'], boxes)
+        changed |= not np.array_equal(out['img'], img)
+    assert changed
+    # zero deltas: only the HSV round trip's rounding
+    out = YOLOXHSVRandomAug(0, 0, 0)(dict(s, img=img.copy()))
+    assert np.abs(out['img'].astype(int) - img.astype(int)).mean() < 3
