@@ -16,7 +16,7 @@ holds enough samples (5 for the mosaic, 2 for mixup) the sample passes unchanged
 """
 import copy
 import random
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Tuple
 
 import cv2
 import numpy as np

@@ -18,7 +18,7 @@ Training: ``DynamicSoftLabelAssigner`` picks positives from the decoded boxes an
 scores; the classification loss is QFL toward each positive's IoU, averaged over the
 sum of those IoUs; the box loss is GIoU weighted by the same IoUs.
 """
-from typing import ClassVar, Dict, List, Optional, Sequence, Tuple, Union
+from typing import ClassVar, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn

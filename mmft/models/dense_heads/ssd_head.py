@@ -33,7 +33,7 @@ from mmft.structures import SampleList
 from mmft.structures.class_rows import ClassRows, declare
 from ..layers import ConvModule
 from ..losses import smooth_l1_loss
-from ..necks.ssd_neck import DepthwiseSeparableConvModule
+from ..layers.depthwise_separable_conv import DepthwiseSeparableConvModule
 from .dense_postprocess import bbox_post_process, empty_results, filter_scores_and_topk
 from .rpn_head import _pad_shape, _valid_ignore, unpack_gt_instances
 

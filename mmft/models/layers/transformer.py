@@ -12,7 +12,6 @@ Both pad the bottom / right edge with zeros when the size does not divide ('corn
 """
 from typing import Dict, Optional, Tuple
 
-import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor

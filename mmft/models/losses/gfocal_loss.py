@@ -12,7 +12,6 @@ The element losses are summed over classes: the loss is ``(N,)`` before weightin
 """
 from typing import Optional, Tuple, Union
 
-import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor

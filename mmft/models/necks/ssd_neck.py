@@ -20,6 +20,7 @@ from torch import Tensor
 
 from mmft.registry import MODELS
 from ..layers import ConvModule
+from ..layers.depthwise_separable_conv import DepthwiseSeparableConvModule
 
 
 class L2Norm(nn.Module):
@@ -37,23 +38,6 @@ class L2Norm(nn.Module):
         x_float = x.float()
         norm = x_float.pow(2).sum(1, keepdim=True).sqrt() + self.eps
         return (self.weight[None, :, None, None].float() * x_float / norm).type_as(x)
-
-
-class DepthwiseSeparableConvModule(nn.Module):
-    """Depthwise ``ConvModule`` then pointwise 1x1 ``ConvModule`` (mmcv's names)."""
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 padding: int = 0, conv_cfg: Optional[Dict] = None,
-                 norm_cfg: Optional[Dict] = None, act_cfg: Optional[Dict] = dict(type='ReLU')
-                 ) -> None:
-        super().__init__()
-        cfg = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg)
-        self.depthwise_conv = ConvModule(in_channels, in_channels, kernel_size, stride=stride,
-                                         padding=padding, groups=in_channels, **cfg)
-        self.pointwise_conv = ConvModule(in_channels, out_channels, 1, **cfg)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.pointwise_conv(self.depthwise_conv(x))
 
 
 @MODELS.register_module()
