@@ -22,9 +22,11 @@ def _collected(*args):
     return {line for line in proc.stdout.splitlines() if '::' in line}
 
 
-@pytest.mark.slow  # collecting the whole suite takes ~10 s
+@pytest.mark.slow  # collecting the whole suite twice takes ~20 s
 def test_slow_selects_the_long_runs_only():
     slow = _collected('-m', 'slow')
-    assert LONG_RUNS <= slow and 10 < len(slow) < 40
+    everything = _collected()
+    # the quick loop keeps the bulk of the suite: slow runs stay a small minority
+    assert LONG_RUNS <= slow <= everything and 10 < len(slow) < len(everything) / 10
     # the in-process distributed checks stay in the quick loop ("not slow")
     assert 'tests/test_engine/test_distributed.py::test_slurm_env_becomes_torch_env' not in slow
