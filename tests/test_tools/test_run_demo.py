@@ -93,12 +93,47 @@ def test_progress_lines_from_the_training_log():
            'coco/bbox_mAP_50: 0.1699  coco/segm_mAP: 0.0588  coco/segm_mAP_50: 0.1438')
     assert run_demo.progress_line(train) == 'iter 75/600  loss 2.0905  eta 0:05:30'
     assert run_demo.progress_line(val) == 'val: bbox mAP 0.0792  segm mAP 0.0588'
+    box_only = ('11/25 10:17:19 - mmengine - INFO - Iter(val) [13/13]    coco/bbox_mAP: 0.4120  '
+                'coco/bbox_mAP_50: 0.6990  data_time: 0.0120')
+    assert run_demo.progress_line(box_only) == 'val: bbox mAP 0.4120'
     assert run_demo.progress_line('11/25 10:17:19 - mmengine - INFO - Saving checkpoint') is None
 
 
-def test_recipe_loads_the_checkpoint_the_demo_caches():
+@pytest.mark.parametrize('name', sorted(run_demo.DEMO_MODELS))
+def test_recipe_loads_the_checkpoint_the_demo_caches(name):
     from mmengine.config import Config
-    recipe = Config.fromfile(run_demo.FINETUNE_CONFIG)
-    cached = run_demo.final_checkpoint('work_dirs/demo/pretrain', run_demo.PRETRAIN_CONFIG)
-    assert recipe.load_from == cached  # `python tools/train.py configs/finetune/shapes.py`
+    model = run_demo.DEMO_MODELS[name]
+    recipe = Config.fromfile(model.finetune_config)
+    cached = run_demo.final_checkpoint(osp.join(model.work_dir, 'pretrain'),
+                                       model.pretrain_config)
+    assert recipe.load_from == cached  # `python tools/train.py <the fine-tuning config>`
     assert recipe.finetune.class_mapping == {'box': 'square'}
+    # the same comparison for every model: same target classes and evaluation points
+    assert recipe.classes == Config.fromfile(run_demo.FINETUNE_CONFIG).classes
+    assert run_demo.parse_args(['--model', name]).work_dir == model.work_dir
+
+
+def test_model_choice_plans_its_own_configs():
+    args = run_demo.parse_args(['--model', 'rtmdet-tiny', '--data-root', '/d'])
+    runs = run_demo.plan_runs(args)
+    rtmdet = run_demo.DEMO_MODELS['rtmdet-tiny']
+    assert [r.config for r in runs] == [rtmdet.pretrain_config] + [rtmdet.finetune_config] * 3
+    assert runs[-1].options['load_from'] == \
+        osp.join('work_dirs/demo_rtmdet-tiny', 'pretrain', 'iter_600.pth')
+    with pytest.raises(SystemExit):
+        run_demo.parse_args(['--model', 'rtmdet-tiny', '--incremental'])
+
+
+@pytest.mark.slow
+def test_rtmdet_tiny_end_to_end_reports_box_metrics_only(tmp_path):
+    argv = ['--model', 'rtmdet-tiny', '--work-dir', str(tmp_path / 'work'), '--data-root',
+            str(tmp_path / 'data'), *TINY[:-2], '--finetune-iters', '2', '--num-vis', '1']
+    results = run_demo.main(argv)
+    assert results['model'] == 'rtmdet-tiny'
+    last = results['runs']['transfer']['curve']['2']
+    assert 'bbox_mAP' in last and 'segm_mAP' not in last
+    with open(osp.join(tmp_path, 'work', 'results.md')) as f:
+        markdown = f.read()
+    assert 'class-aware transfer (recipe): bbox |' in markdown
+    assert '| pentagon | new (initialised) |' in markdown
+    assert len(results['predictions']) == 1 and osp.isfile(results['predictions'][0])

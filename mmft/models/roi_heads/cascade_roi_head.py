@@ -23,7 +23,7 @@ import copy
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
-from mmengine.model import BaseModule, ModuleList
+from mmengine.model import ModuleList
 from mmengine.structures import InstanceData
 from torch import Tensor
 
@@ -31,8 +31,8 @@ from mmft.registry import MODELS, TASK_UTILS
 from mmft.structures import OptSampleList, SampleList, bbox2roi
 from ..dense_heads import unpack_gt_instances
 from ..task_modules import SamplingResult
+from .base_roi_head import BaseRoIHead, sample_proposals
 from .bbox_heads import empty_detections
-from .standard_roi_head import _boxes_and_labels
 
 ConfigOrList = Optional[Union[Dict, List[Dict]]]
 
@@ -48,7 +48,7 @@ def _per_stage(cfg: ConfigOrList, num_stages: int, name: str) -> List[Dict]:
 
 
 @MODELS.register_module()
-class CascadeRoIHead(BaseModule):
+class CascadeRoIHead(BaseRoIHead):
     """Stages of RoI box heads (and mask heads), each trained at a higher IoU.
 
     Args:
@@ -112,18 +112,6 @@ class CascadeRoIHead(BaseModule):
                 self.bbox_assigner.append(TASK_UTILS.build(stage_cfg['assigner']))
                 self.bbox_sampler.append(TASK_UTILS.build(stage_cfg['sampler'],
                                                           default_args=dict(context=self)))
-
-    @property
-    def with_bbox(self) -> bool:
-        return True
-
-    @property
-    def with_mask(self) -> bool:
-        return getattr(self, 'mask_head', None) is not None
-
-    @property
-    def with_shared_head(self) -> bool:
-        return False
 
     # ------------------------------------------------------------------ forward
     def _bbox_forward(self, stage: int, x: Sequence[Tensor], rois: Tensor) -> Dict[str, Tensor]:
@@ -189,27 +177,17 @@ class CascadeRoIHead(BaseModule):
     def loss(self, x: Sequence[Tensor], rpn_results_list: List[InstanceData],
              batch_data_samples: SampleList) -> Dict[str, Tensor]:
         """Every stage's weighted losses, ``s{stage}.{name}``; see module docstring."""
-        if len(rpn_results_list) != len(batch_data_samples):
-            raise ValueError(f'CascadeRoIHead.loss got {len(rpn_results_list)} proposal lists '
-                             f'for {len(batch_data_samples)} samples')
-        if not self.bbox_assigner:
-            raise RuntimeError('CascadeRoIHead.loss needs train_cfg (one assigner and sampler '
-                               'per stage); build the head with train_cfg set')
+        self._check_loss_inputs(rpn_results_list, batch_data_samples, bool(self.bbox_assigner))
         batch_gt_instances, batch_gt_instances_ignore, batch_img_metas = unpack_gt_instances(
             batch_data_samples)
         losses: Dict[str, Tensor] = {}
         proposals = [res.bboxes for res in rpn_results_list]
         for stage in range(self.num_stages):
             weight = self.stage_loss_weights[stage]
-            sampling_results = []
-            for i, boxes in enumerate(proposals):
-                # a new InstanceData: the caller's proposals stay as they are
-                priors = InstanceData(priors=boxes.detach())
-                gt = _boxes_and_labels(batch_gt_instances[i], priors.priors)
-                assign_result = self.bbox_assigner[stage].assign(
-                    priors, gt, batch_gt_instances_ignore[i])
-                sampling_results.append(self.bbox_sampler[stage].sample(assign_result, priors,
-                                                                        gt))
+            sampling_results = sample_proposals(proposals, batch_gt_instances,
+                                                batch_gt_instances_ignore,
+                                                self.bbox_assigner[stage],
+                                                self.bbox_sampler[stage])
             bbox_results = self.bbox_loss(stage, x, sampling_results)
             stage_losses = dict(bbox_results['loss_bbox'])
             if self.with_mask:
@@ -247,21 +225,6 @@ class CascadeRoIHead(BaseModule):
                                                      batch_gt_instances, self.train_cfg[stage])
 
     # ------------------------------------------------------------------ inference
-    def predict(self, x: Sequence[Tensor], rpn_results_list: List[InstanceData],
-                batch_data_samples: SampleList, rescale: bool = False) -> List[InstanceData]:
-        """Detections per image: ``bboxes``, ``scores``, ``labels`` (and ``masks``), in
-        ``ori_shape`` pixels with ``rescale``, else ``img_shape`` pixels."""
-        if self.test_cfg is None:
-            raise ValueError('CascadeRoIHead.predict needs test_cfg (score_thr, nms, '
-                             'max_per_img[, mask_thr_binary])')
-        batch_img_metas = [data_sample.metainfo for data_sample in batch_data_samples]
-        # the mask branch reads boxes in img_shape pixels and rescales boxes and masks itself
-        results_list = self.predict_bbox(x, batch_img_metas, rpn_results_list, self.test_cfg,
-                                         rescale=rescale and not self.with_mask)
-        if self.with_mask:
-            results_list = self.predict_mask(x, batch_img_metas, results_list, rescale=rescale)
-        return results_list
-
     def predict_bbox(self, x: Sequence[Tensor], batch_img_metas: List[dict],
                      rpn_results_list: List[InstanceData], rcnn_test_cfg: Optional[Dict],
                      rescale: bool = False) -> List[InstanceData]:

@@ -16,7 +16,6 @@ Losses: ``loss_cls``, ``acc`` (logged, not optimised), ``loss_bbox`` and
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
-from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 from torch import Tensor
 
@@ -24,18 +23,11 @@ from mmft.registry import MODELS, TASK_UTILS
 from mmft.structures import OptSampleList, SampleList, bbox2roi
 from ..dense_heads import unpack_gt_instances
 from ..task_modules import SamplingResult
-
-
-def _boxes_and_labels(gt: Optional[InstanceData], like: Tensor) -> InstanceData:
-    """``gt`` itself, or an empty gt when the sample has no annotation fields."""
-    if gt is not None and 'bboxes' in gt and 'labels' in gt:
-        return gt
-    return InstanceData(bboxes=like.new_zeros((0, 4)),
-                        labels=torch.zeros((0,), dtype=torch.long, device=like.device))
+from .base_roi_head import BaseRoIHead, sample_proposals
 
 
 @MODELS.register_module()
-class StandardRoIHead(BaseModule):
+class StandardRoIHead(BaseRoIHead):
     """One box head and an optional mask head on RoI-pooled FPN features.
 
     Args:
@@ -81,18 +73,6 @@ class StandardRoIHead(BaseModule):
             self.bbox_sampler = TASK_UTILS.build(train_cfg['sampler'],
                                                  default_args=dict(context=self))
 
-    @property
-    def with_bbox(self) -> bool:
-        return getattr(self, 'bbox_head', None) is not None
-
-    @property
-    def with_mask(self) -> bool:
-        return getattr(self, 'mask_head', None) is not None
-
-    @property
-    def with_shared_head(self) -> bool:
-        return False
-
     # ------------------------------------------------------------------ forward
     def _bbox_forward(self, x: Sequence[Tensor], rois: Tensor) -> Dict[str, Tensor]:
         bbox_feats = self.bbox_roi_extractor(x, rois)
@@ -128,22 +108,13 @@ class StandardRoIHead(BaseModule):
     def loss(self, x: Sequence[Tensor], rpn_results_list: List[InstanceData],
              batch_data_samples: SampleList) -> Dict[str, Tensor]:
         """Box (and mask) losses of the sampled proposals; see module docstring."""
-        if len(rpn_results_list) != len(batch_data_samples):
-            raise ValueError(f'StandardRoIHead.loss got {len(rpn_results_list)} proposal lists '
-                             f'for {len(batch_data_samples)} samples')
-        if self.bbox_assigner is None:
-            raise RuntimeError('StandardRoIHead.loss needs train_cfg (assigner, sampler); '
-                               'build the head with train_cfg set')
+        self._check_loss_inputs(rpn_results_list, batch_data_samples,
+                                self.bbox_assigner is not None)
         batch_gt_instances, batch_gt_instances_ignore, _ = unpack_gt_instances(
             batch_data_samples)
-        sampling_results = []
-        for proposals, gt, ignored in zip(rpn_results_list, batch_gt_instances,
-                                          batch_gt_instances_ignore):
-            # a new InstanceData: the caller's proposals stay as they are
-            priors = InstanceData(priors=proposals.bboxes.detach())
-            gt = _boxes_and_labels(gt, priors.priors)
-            assign_result = self.bbox_assigner.assign(priors, gt, ignored)
-            sampling_results.append(self.bbox_sampler.sample(assign_result, priors, gt))
+        sampling_results = sample_proposals(
+            [res.bboxes for res in rpn_results_list], batch_gt_instances,
+            batch_gt_instances_ignore, self.bbox_assigner, self.bbox_sampler)
 
         losses = dict()
         bbox_feats = None
@@ -184,26 +155,6 @@ class StandardRoIHead(BaseModule):
         return mask_results
 
     # ------------------------------------------------------------------ inference
-    def predict(self, x: Sequence[Tensor], rpn_results_list: List[InstanceData],
-                batch_data_samples: SampleList, rescale: bool = False) -> List[InstanceData]:
-        """Detections per image: ``bboxes``, ``scores``, ``labels`` (and ``masks``).
-
-        With ``rescale`` boxes and masks are in ``ori_shape`` pixels, else in
-        ``img_shape`` pixels.
-        """
-        if not self.with_bbox:
-            raise RuntimeError('StandardRoIHead.predict needs a bbox_head')
-        if self.test_cfg is None:
-            raise ValueError('StandardRoIHead.predict needs test_cfg (score_thr, nms, '
-                             'max_per_img[, mask_thr_binary])')
-        batch_img_metas = [data_sample.metainfo for data_sample in batch_data_samples]
-        # the mask branch reads boxes in img_shape pixels and rescales boxes and masks itself
-        results_list = self.predict_bbox(x, batch_img_metas, rpn_results_list, self.test_cfg,
-                                         rescale=rescale and not self.with_mask)
-        if self.with_mask:
-            results_list = self.predict_mask(x, batch_img_metas, results_list, rescale=rescale)
-        return results_list
-
     def predict_bbox(self, x: Sequence[Tensor], batch_img_metas: List[dict],
                      rpn_results_list: List[InstanceData], rcnn_test_cfg: Optional[Dict],
                      rescale: bool = False) -> List[InstanceData]:
