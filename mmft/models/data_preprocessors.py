@@ -14,6 +14,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 from mmengine.model import ImgDataPreprocessor
+from mmengine.structures import PixelData
 
 from mmft.registry import MODELS
 from mmft.structures import SampleList
@@ -120,9 +121,11 @@ class DetDataPreprocessor(ImgDataPreprocessor):
             sem_seg = data_sample.gt_sem_seg.sem_seg
             h, w = sem_seg.shape[-2:]
             pad_h, pad_w = data_sample.batch_input_shape
-            data_sample.gt_sem_seg.sem_seg = nn.functional.pad(
-                sem_seg, (0, max(pad_w - w, 0), 0, max(pad_h - h, 0)),
-                mode='constant', value=self.seg_pad_value)
+            padded = nn.functional.pad(sem_seg, (0, max(pad_w - w, 0), 0, max(pad_h - h, 0)),
+                                       mode='constant', value=self.seg_pad_value)
+            # a new PixelData: one keeps the height and width of its first map
+            data_sample.gt_sem_seg = PixelData(sem_seg=padded,
+                                               metainfo=data_sample.gt_sem_seg.metainfo)
 
 
 def _boxtype2tensor(batch_data_samples: SampleList) -> None:

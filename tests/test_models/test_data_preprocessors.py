@@ -69,3 +69,23 @@ def test_pad_mask_pads_bitmap_masks_to_batch_shape():
         m = s.gt_instances.masks
         assert (m.height, m.width) == (32, 32)
     assert out['data_samples'][1].gt_instances.masks.to_ndarray()[0, 10:, :].sum() == 0
+
+
+def test_pad_seg_pads_semantic_maps_with_the_ignore_value():
+    from mmengine.structures import PixelData
+    pre = DetDataPreprocessor(pad_size_divisor=16, pad_seg=True, seg_pad_value=255)
+    data = _batch([(20, 30), (10, 12)])
+    for s, img in zip(data['data_samples'], data['inputs']):
+        h, w = img.shape[-2:]
+        s.gt_sem_seg = PixelData(sem_seg=torch.full((1, h, w), 3, dtype=torch.uint8))
+    out = pre(data, training=True)
+    for s in out['data_samples']:
+        assert tuple(s.gt_sem_seg.sem_seg.shape) == (1, 32, 32)
+    small = out['data_samples'][1].gt_sem_seg.sem_seg[0]
+    assert (small[:10, :12] == 3).all()  # the map itself is kept where it was
+    assert (small[10:, :] == 255).all() and (small[:, 12:] == 255).all()
+    # not padded at test time: predictions are compared at the image's own size
+    data = _batch([(20, 30)])
+    data['data_samples'][0].gt_sem_seg = PixelData(sem_seg=torch.zeros(1, 20, 30))
+    out = pre(data, training=False)
+    assert tuple(out['data_samples'][0].gt_sem_seg.sem_seg.shape) == (1, 20, 30)
