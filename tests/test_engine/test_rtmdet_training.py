@@ -104,3 +104,46 @@ def test_ema_checkpoint_fine_tunes_from_the_ema_weights(shapes, tmp_path):
     # circle is class 0 in both class lists: its row came across on every level
     assert torch.equal(ema_model['bbox_head.rtm_cls.1.weight'][0],
                        averaged['bbox_head.rtm_cls.1.weight'][0])
+
+
+def test_ema_model_follows_the_unfreezing_stages(shapes, tmp_path):
+    """The EMA model averages every parameter, trainable or not: a frozen backbone's average
+    stays the loaded weights until its stage thaws it, then follows its training."""
+    import torch
+    from mmengine.hooks import Hook
+
+    cfg = tiny_config(shapes['source'], str(tmp_path), SOURCE_CLASSES, max_iters=5,
+                      batch_size=2,
+                      finetune=dict(freeze=['backbone'],
+                                    unfreeze=[dict(patterns=['backbone'], iter=2)]))
+    cfg.model = ConfigDict(tiny_rtmdet(len(SOURCE_CLASSES)))
+    cfg.train_dataloader.dataset.pipeline = [
+        dict(type='LoadImageFromFile'), dict(type='LoadAnnotations', with_bbox=True),
+        dict(type='PackDetInputs')]
+    # a fast average (momentum 0.5 from the first step), so that a few steps show
+    cfg.custom_hooks = [dict(type='EMAHook', ema_type='ExpMomentumEMA', momentum=0.5,
+                             gamma=1, update_buffers=True, priority=49)]
+    key = 'backbone.stem.0.conv.weight'
+    seen = []
+
+    class Record(Hook):
+        def before_train(self, runner):  # after the weights' init and load_from
+            seen.append(runner.model.state_dict()[key].clone())
+
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+            ema = next(h for h in runner.hooks if type(h).__name__ == 'EMAHook')
+            seen.append((runner.model.state_dict()[key].clone(),
+                         ema.ema_model.module.state_dict()[key].clone()))
+
+    runner = FinetuneRunner.from_cfg(cfg)
+    runner.register_hook(Record(), priority='LOWEST')
+    runner.train()
+    start, seen = seen[0], seen[1:]
+    assert len(seen) == 5
+    for model, ema in seen[:2]:  # iterations 0 and 1: frozen, and so is its average
+        assert torch.equal(model, start) and torch.equal(ema, start)
+    for model, ema in seen[3:]:  # thawed at iteration 2: both move
+        assert not torch.equal(model, start) and not torch.equal(ema, start)
+    # the average lags the weights: it lies between where they were and where they are
+    model, ema = seen[-1]
+    assert (ema - start).abs().sum() < (model - start).abs().sum()
