@@ -78,3 +78,12 @@ def test_coco_checkpoint_rows_move_into_the_8_class_head(repo_root, tmp_path):
     assert not report.skipped_suspicious and not report.missing
     for key in ('bbox_head.rtm_kernel.0.weight', 'bbox_head.mask_head.projection.weight'):
         assert torch.equal(out[key], src[key])
+
+
+def test_num_classes_auto_follows_the_dataset(repo_root):
+    from mmft.finetune.config import resolve_num_classes
+    cfg = Config.fromfile(osp.join(repo_root, RECIPE))
+    cfg.model.bbox_head.num_classes = 'auto'
+    cfg.train_dataloader.dataset.dataset.metainfo = dict(classes=CITYSCAPES[:3])
+    assert resolve_num_classes(cfg) == CITYSCAPES[:3]
+    assert cfg.model.bbox_head.num_classes == 3
