@@ -301,3 +301,33 @@ def test_box_rtmdet_checkpoint_loads_all_but_the_mask_branch(tmp_path):
     assert torch.equal(out['bbox_head.cls_convs.1.0.bn.weight'],
                        src['bbox_head.reg_convs.1.0.bn.weight'])
     assert report.backbone_fraction == 1.0
+
+
+def test_predictions_are_what_coco_segm_metric_reads():
+    """The top prediction, taken as the image's gt, is found again by CocoMetric: bbox and
+    segm mAP 1 (masks bool, in original-image pixels, RLE-encodable)."""
+    from mmft.registry import METRICS
+    torch.manual_seed(0)
+    model = build(tiny_rtmdet_ins(5))
+    model.init_weights()
+    model.eval()
+    model.bbox_head.test_cfg.update(score_thr=0.0, max_per_img=20)
+    for conv in model.bbox_head.rtm_kernel:  # masks that vary with the offsets from the prior
+        conv.bias.data.normal_(0, 1)
+    meta = dict(img_shape=(64, 64), pad_shape=(64, 64), batch_input_shape=(64, 64),
+                ori_shape=(40, 48), scale_factor=(64 / 48, 64 / 40))
+    with torch.no_grad():
+        preds = model.predict(torch.rand(1, 3, 64, 64) * 255,
+                              [DetDataSample(metainfo=dict(meta, img_id=0))])
+    metric = METRICS.build(dict(type='CocoMetric', metric=['bbox', 'segm']))
+    metric.dataset_meta = dict(classes=tuple('abcde'))
+    for sample in preds:
+        inst = sample.pred_instances
+        assert inst.masks[0].any()
+        sample.gt_instances = InstanceData(
+            bboxes=inst.bboxes[:1], labels=inst.labels[:1],
+            masks=BitmapMasks(inst.masks[:1].numpy().astype(np.uint8), 40, 48))
+    metric.process({}, [s.to_dict() for s in preds])
+    result = metric.evaluate(1)
+    assert result['coco/bbox_mAP'] == pytest.approx(1.0)
+    assert result['coco/segm_mAP'] == pytest.approx(1.0)
