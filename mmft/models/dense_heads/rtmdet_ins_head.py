@@ -135,25 +135,17 @@ class RTMDetInsSepBNHead(RTMDetSepBNHead):
         self.loss_mask = MODELS.build(loss_mask)
 
     # ------------------------------------------------------------------ layers
-    def _dyconv_sizes(self) -> Tuple[List[int], List[int]]:
-        """Weights and biases per dynamic conv: ``(P + 2) -> D -> ... -> D -> 1``."""
-        chans = [self.num_prototypes + 2] + [self.dyconv_channels] * (self.num_dyconvs - 1) \
-            + [1]
-        return ([cin * cout for cin, cout in zip(chans[:-1], chans[1:])], chans[1:])
-
     def _init_layers(self) -> None:
-        was_shared, self.share_conv = self.share_conv, False
-        super()._init_layers()
-        self.share_conv = was_shared
+        super()._init_layers()  # with share_conv, the class convs are shared across levels
         # MMDetection builds the regression tower as the classification tower itself
         self.reg_convs = nn.ModuleList(list(self.cls_convs))
-        if self.share_conv:
-            for n in range(1, len(self.strides)):
-                for i in range(self.stacked_convs):
-                    self.cls_convs[n][i].conv = self.cls_convs[0][i].conv
-        weight_nums, bias_nums = self._dyconv_sizes()
-        self.weight_nums, self.bias_nums = weight_nums, bias_nums
-        self.num_gen_params = sum(weight_nums) + sum(bias_nums)
+        # dynamic convs (P + 2) -> D -> ... -> D -> 1: all weights, then all biases
+        self.dyconv_chans = [self.num_prototypes + 2] + \
+            [self.dyconv_channels] * (self.num_dyconvs - 1) + [1]
+        self.weight_nums = [cin * cout for cin, cout in zip(self.dyconv_chans[:-1],
+                                                            self.dyconv_chans[1:])]
+        self.bias_nums = self.dyconv_chans[1:]
+        self.num_gen_params = sum(self.weight_nums) + sum(self.bias_nums)
         self.kernel_convs = nn.ModuleList()
         self.rtm_kernel = nn.ModuleList()
         for _ in self.strides:
@@ -219,8 +211,7 @@ class RTMDetInsSepBNHead(RTMDetSepBNHead):
         x = torch.cat([offsets.permute(0, 2, 1),
                        mask_feat.reshape(1, -1, h * w).expand(num, -1, -1)], 1)  # (K, P+2, HW)
         params = kernels.split(self.weight_nums + self.bias_nums, dim=1)
-        chans = [self.num_prototypes + 2] + [self.dyconv_channels] * (self.num_dyconvs - 1) \
-            + [1]
+        chans = self.dyconv_chans
         for i in range(self.num_dyconvs):
             weight = params[i].reshape(num, chans[i + 1], chans[i])
             bias = params[self.num_dyconvs + i].reshape(num, chans[i + 1], 1)

@@ -4,7 +4,6 @@ sharing, the dynamic mask convs against an independent grouped-conv computation,
 step / predict with masks, class rows, and fine-tuning loads (shapes source -> target
 classes; a box RTMDet checkpoint into RTMDet-Ins).
 """
-import math
 
 import numpy as np
 import pytest
