@@ -161,8 +161,9 @@ class RTMDetInsSepBNHead(RTMDetSepBNHead):
                                         act_cfg=self.act_cfg, norm_cfg=self.norm_cfg)
 
     def init_weights(self) -> None:
-        """RTMDet's init (Normal(0.01) convs, focal-prior class bias) and a box bias of 1, so
-        the first boxes are a stride wide rather than empty."""
+        """RTMDet's init (Normal(0.01) convs, focal-prior class bias) and a box bias of 1
+        (MMDetection's): the first boxes reach a stride to each side of their prior, where
+        ``relu`` of a zero-centred output would collapse many of them to points."""
         super().init_weights()
         for conv in self.rtm_reg:
             nn.init.constant_(conv.bias, 1.0)
