@@ -1,5 +1,6 @@
-"""RTMDet-tiny (or RTMDet-Ins-tiny, --model) speed on this machine: training step and inference throughput (MMDetection's
-rtmdet_tiny model, random weights) and the data pipeline's images per second with RTMDet's
+"""RTMDet-tiny (or RTMDet-Ins-tiny, ``--model``) speed on this machine: training step and
+inference throughput (MMDetection's model, random weights) and the data pipeline's images
+per second with RTMDet's
 CachedMosaic / RandomResize / RandomCrop / YOLOXHSVRandomAug / RandomFlip / Pad / CachedMixUp
 (decoded images in memory: file decoding is measured by benchmark.py's data section).
 
