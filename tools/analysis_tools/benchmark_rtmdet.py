@@ -1,7 +1,7 @@
 """RTMDet-tiny (or RTMDet-Ins-tiny, ``--model``) speed on this machine: training step and
 inference throughput (MMDetection's model, random weights) and the data pipeline's images
-per second with RTMDet's
-CachedMosaic / RandomResize / RandomCrop / YOLOXHSVRandomAug / RandomFlip / Pad / CachedMixUp
+per second with RTMDet's CachedMosaic / RandomResize / RandomCrop / YOLOXHSVRandomAug /
+RandomFlip / Pad / CachedMixUp
 (decoded images in memory: file decoding is measured by benchmark.py's data section).
 
     python tools/analysis_tools/benchmark_rtmdet.py --size 320 --batch 2 --iters 5
