@@ -54,11 +54,9 @@ def test_short_shapes_run_learns_boxes_and_masks(shapes, tmp_path):
     loss_bbox = np.array(hub.get_scalar('train/loss_bbox').data[0])
     loss_mask = np.array(hub.get_scalar('train/loss_mask').data[0])
     metrics = runner.val_loop.run()
-    print('loss', loss[:5].round(3), loss[15:25].mean(), loss[-10:].mean())
-    print('loss_bbox', loss_bbox[15:25].mean(), loss_bbox[-10:].mean())
-    print('loss_mask', loss_mask[:10].mean(), loss_mask[-10:].mean())
-    print(metrics)
     assert np.isfinite(loss).all()
+    # measured: box loss 0.96 at iterations 15-25, 0.72 over the last 10; mask loss 1.55 over
+    # the first 10, 0.85 over the last 10
     assert loss_bbox[-10:].mean() < 0.85 * loss_bbox[15:25].mean()
     assert loss_mask[-10:].mean() < 0.8 * loss_mask[:10].mean()
     assert loss[-10:].mean() < loss[15:25].mean()
