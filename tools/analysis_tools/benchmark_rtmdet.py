@@ -1,9 +1,11 @@
-"""RTMDet-tiny speed on this machine: training step and inference throughput (MMDetection's
-rtmdet_tiny model, random weights) and the data pipeline's images per second with RTMDet's
-CachedMosaic / RandomResize / RandomCrop / YOLOXHSVRandomAug / RandomFlip / Pad / CachedMixUp
+"""RTMDet-tiny (or RTMDet-Ins-tiny, ``--model``) speed on this machine: training step and
+inference throughput (MMDetection's model, random weights) and the data pipeline's images
+per second with RTMDet's CachedMosaic / RandomResize / RandomCrop / YOLOXHSVRandomAug /
+RandomFlip / Pad / CachedMixUp
 (decoded images in memory: file decoding is measured by benchmark.py's data section).
 
     python tools/analysis_tools/benchmark_rtmdet.py --size 320 --batch 2 --iters 5
+    python tools/analysis_tools/benchmark_rtmdet.py --model rtmdet-ins_tiny
 
 The pipeline is not the bottleneck of a run when its images per second per worker, times the
 workers, exceed the training step's images per second.
@@ -33,6 +35,10 @@ from tools.analysis_tools.benchmark import (NUM_CLASSES, interleaved, make_scene
                                             median, mmft_step_fns)
 
 BASE = os.path.join(REPO_ROOT, 'configs', '_base_', 'models', 'rtmdet_tiny.py')
+#: --model: the base model file measured (RTMDet-Ins trains with the same scenes' masks)
+MODEL_FILES = {'rtmdet_tiny': BASE,
+               'rtmdet-ins_tiny': os.path.join(REPO_ROOT, 'configs', '_base_', 'models',
+                                               'rtmdet-ins_tiny.py')}
 
 
 def pipeline(img_scale: int) -> list:
@@ -77,6 +83,7 @@ def pipeline_images_per_second(img_scale: int, num: int, with_masks: bool) -> fl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--model', choices=sorted(MODEL_FILES), default='rtmdet_tiny')
     parser.add_argument('--size', type=int, default=320, help='square input side')
     parser.add_argument('--batch', type=int, default=2)
     parser.add_argument('--iters', type=int, default=5)
@@ -89,7 +96,7 @@ def main() -> None:
     np.random.seed(0)
     device = torch.device('cpu')
     with DefaultScope.overwrite_default_scope('mmft'):
-        cfg = Config.fromfile(BASE)
+        cfg = Config.fromfile(MODEL_FILES[args.model])
         cfg.model.backbone.init_cfg = None
         cfg.model.bbox_head.num_classes = NUM_CLASSES
         model = MODELS.build(cfg.model)
@@ -104,7 +111,7 @@ def main() -> None:
             pipeline_with_masks_images_per_s=pipeline_images_per_second(
                 640, args.pipeline_images // 2, True))
     figures = {k: round(v, 2) for k, v in figures.items()}
-    print(json.dumps(dict(model='rtmdet_tiny', size=args.size, batch=args.batch,
+    print(json.dumps(dict(model=args.model, size=args.size, batch=args.batch,
                           torch_threads=torch.get_num_threads(), **figures), indent=1))
     if args.out:
         with open(args.out, 'w') as f:

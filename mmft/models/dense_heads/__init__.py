@@ -6,8 +6,10 @@ from .fcos_head import FCOSHead
 from .retina_head import RetinaHead
 from .rpn_head import RPNHead, unpack_gt_instances
 from .rtmdet_head import RTMDetHead, RTMDetSepBNHead
+from .rtmdet_ins_head import MaskFeatModule, RTMDetInsSepBNHead
 from .ssd_head import SSDHead
 from .yolov3_head import YOLOV3Head
 
 __all__ = ['RPNHead', 'unpack_gt_instances', 'BaseDenseHead', 'AnchorHead', 'RetinaHead',
-           'FCOSHead', 'ATSSHead', 'SSDHead', 'YOLOV3Head', 'RTMDetHead', 'RTMDetSepBNHead']
+           'FCOSHead', 'ATSSHead', 'SSDHead', 'YOLOV3Head', 'RTMDetHead', 'RTMDetSepBNHead',
+           'RTMDetInsSepBNHead', 'MaskFeatModule']

@@ -232,6 +232,15 @@ class RTMDetHead(BaseDenseHead):
                      batch_gt_instances_ignore: Optional[List] = None
                      ) -> Dict[str, List[Tensor]]:
         """``{'loss_cls': [per level], 'loss_bbox': [per level]}`` (module docstring)."""
+        return self._cls_bbox_losses(cls_scores, bbox_preds, batch_gt_instances,
+                                     batch_img_metas)[0]
+
+    def _cls_bbox_losses(self, cls_scores: List[Tensor], bbox_preds: List[Tensor],
+                         batch_gt_instances: List[InstanceData], batch_img_metas: List[dict]
+                         ) -> Tuple[Dict[str, List[Tensor]], List[Tuple[Tensor, Tensor]], Tensor]:
+        """The losses, each image's positives ``(prior indices, gt indices)`` and the flat
+        ``(N, 4)`` priors ``(x, y, stride_w, stride_h)`` (heads that add a branch on the
+        positives, such as RTMDet-Ins's masks, reuse the assignment)."""
         if self.train_cfg is None:
             raise ValueError(f'{type(self).__name__}.loss needs train_cfg with an assigner')
         num_imgs = len(batch_img_metas)
@@ -245,13 +254,14 @@ class RTMDetHead(BaseDenseHead):
                               for s in cls_scores], 1)
         flat_boxes = torch.cat([distance2bbox(p, b.permute(0, 2, 3, 1).reshape(num_imgs, -1, 4))
                                 for p, b in zip(priors, bbox_preds)], 1)
-        labels, label_weights, bbox_targets, metrics = [], [], [], []
+        labels, label_weights, bbox_targets, metrics, positives = [], [], [], [], []
         for i in range(num_imgs):
             targets = self._get_targets_single(flat_cls[i].detach(), flat_boxes[i].detach(),
                                                flat_priors, featmap_sizes, batch_gt_instances[i],
                                                batch_img_metas[i])
-            for out, t in zip((labels, label_weights, bbox_targets, metrics), targets):
+            for out, t in zip((labels, label_weights, bbox_targets, metrics), targets[:4]):
                 out.append(t)
+            positives.append(targets[4])
         labels = torch.stack(labels).split(num_level, 1)
         label_weights = torch.stack(label_weights).split(num_level, 1)
         bbox_targets = torch.stack(bbox_targets).split(num_level, 1)
@@ -277,14 +287,17 @@ class RTMDetHead(BaseDenseHead):
         cls_avg_factor = _reduce_mean(sum(cls_avg)).clamp_(min=1).item()
         bbox_avg_factor = _reduce_mean(sum(bbox_avg) if bbox_avg else
                                        cls_scores[0].new_tensor(0.)).clamp_(min=1).item()
-        return dict(loss_cls=[l / cls_avg_factor for l in losses_cls],
-                    loss_bbox=[l / bbox_avg_factor for l in losses_bbox])
+        losses = dict(loss_cls=[l / cls_avg_factor for l in losses_cls],
+                      loss_bbox=[l / bbox_avg_factor for l in losses_bbox])
+        return losses, positives, flat_priors
 
     def _get_targets_single(self, cls_scores: Tensor, decoded: Tensor, priors: Tensor,
                             featmap_sizes: List[Tuple[int, int]], gt_instances: InstanceData,
-                            img_meta: dict) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+                            img_meta: dict) -> Tuple[Tensor, Tensor, Tensor, Tensor,
+                                                     Tuple[Tensor, Tensor]]:
         """``labels (N,)`` (``num_classes`` = background), ``label_weights (N,)``,
-        ``bbox_targets (N, 4)``, ``assign_metrics (N,)`` (positives' IoU, else 0)."""
+        ``bbox_targets (N, 4)``, ``assign_metrics (N,)`` (positives' IoU, else 0) and the
+        positives ``(prior indices (P,), assigned gt indices (P,))``."""
         num = priors.size(0)
         pad_shape = img_meta.get('pad_shape', img_meta.get('batch_input_shape',
                                                            img_meta['img_shape']))
@@ -294,8 +307,9 @@ class RTMDetHead(BaseDenseHead):
         label_weights = priors.new_zeros((num,))
         bbox_targets = priors.new_zeros((num, 4))
         metrics = priors.new_zeros((num,))
+        no_pos = (priors.new_zeros((0,), dtype=torch.long),) * 2
         if not valid.any():
-            return labels, label_weights, bbox_targets, metrics
+            return labels, label_weights, bbox_targets, metrics, no_pos
         gt = InstanceData(bboxes=gt_instances.bboxes.to(priors),
                           labels=gt_instances.labels.to(priors.device))
         if 'masks' in gt_instances:
@@ -313,7 +327,9 @@ class RTMDetHead(BaseDenseHead):
             label_weights[idx[pos]] = 1.0 if pos_weight <= 0 else float(pos_weight)
             metrics[idx[pos]] = result.max_overlaps[pos].to(metrics)
         label_weights[idx[neg]] = 1.0
-        return labels, label_weights, bbox_targets, metrics
+        if len(pos) == 0:
+            return labels, label_weights, bbox_targets, metrics, no_pos
+        return labels, label_weights, bbox_targets, metrics, (idx[pos], assigned)
 
 
 def _reduce_mean(tensor: Tensor) -> Tensor:

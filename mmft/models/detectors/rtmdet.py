@@ -1,4 +1,5 @@
-"""RTMDet: CSPNeXt + CSPNeXtPAFPN + RTMDetSepBNHead (MMDetection 3.x type and keys)."""
+"""RTMDet: CSPNeXt + CSPNeXtPAFPN + RTMDetSepBNHead, or RTMDetInsSepBNHead for RTMDet-Ins
+(MMDetection 3.x type and keys)."""
 from typing import ClassVar, Dict, List, Optional, Union
 
 import torch
