@@ -87,22 +87,22 @@ def mixup(results: dict, other: dict, img_scale: Tuple[int, int], jitter: float,
     oimg = other['img']
     oh, ow = oimg.shape[:2]
     ratio = min(h / oh, w / ow)
-    canvas = np.empty((h, w) + img.shape[2:], dtype=np.float32)
+    # in the image's dtype, and only the window this image shows: no float full-size canvases
+    canvas = np.empty((h, w) + img.shape[2:], dtype=img.dtype)
     canvas[...] = pad_val
     nh, nw = max(int(oh * ratio), 1), max(int(ow * ratio), 1)
-    canvas[:nh, :nw] = cv2.resize(oimg, (nw, nh)).astype(np.float32).reshape(
-        canvas[:nh, :nw].shape)
+    canvas[:nh, :nw] = cv2.resize(oimg, (nw, nh)).reshape(canvas[:nh, :nw].shape)
     sh, sw = max(int(h * jitter), 1), max(int(w * jitter), 1)
     canvas = cv2.resize(canvas, (sw, sh)).reshape((sh, sw) + img.shape[2:])
     if flip:
         canvas = canvas[:, ::-1]
     ph, pw = max(sh, th), max(sw, tw)
-    padded = np.empty((ph, pw) + img.shape[2:], dtype=np.float32)
-    padded[...] = pad_val
-    padded[:sh, :sw] = canvas
     yo = random.randint(0, ph - th) if ph > th else 0
     xo = random.randint(0, pw - tw) if pw > tw else 0
-    patch = padded[yo:yo + th, xo:xo + tw]
+    patch = np.empty_like(img)
+    patch[...] = pad_val
+    y2, x2 = min(sh, yo + th), min(sw, xo + tw)
+    patch[:max(y2 - yo, 0), :max(x2 - xo, 0)] = canvas[yo:y2, xo:x2]
     s = ratio * jitter
     # other's pixels -> this image's: scale, maybe mirror in the jittered canvas, crop offset
     matrix = np.diag([s, s, 1.0])
@@ -110,7 +110,10 @@ def mixup(results: dict, other: dict, img_scale: Tuple[int, int], jitter: float,
         matrix = np.array([[-1, 0, sw], [0, 1, 0], [0, 0, 1]], np.float64) @ matrix
     matrix = translation_matrix(-xo, -yo) @ matrix
     ob, ol, oi = instances(other)
-    mixed = (0.5 * img.astype(np.float32) + 0.5 * patch).astype(img.dtype)
+    if img.dtype == np.uint8:  # the truncated mean, as 0.5 * a + 0.5 * b cast to uint8
+        mixed = ((img.astype(np.uint16) + patch) >> 1).astype(np.uint8)
+    else:
+        mixed = (0.5 * img + 0.5 * patch).astype(img.dtype)
     sets = [MaskSet(*instances(results), masks=results.get('gt_masks')),
             MaskSet(warp_boxes(ob, matrix), ol, oi, other.get('gt_masks'), matrix, src_boxes=ob)]
     return place_instances(results, mixed, sets, clip, results.get('gt_masks') is not None)

@@ -245,3 +245,15 @@ def test_cached_variants_keep_the_mask_type(mask_type):
         out = mixup(mosaic(make_results(mask_type, seed)))
     assert out['img'].shape == (96, 128, 3)
     _check_follow(out, mask_type)
+
+
+def test_mixup_blends_the_partners_pixels_and_pads_the_rest():
+    random.seed(0)
+    s = dict(make_results(), img=np.full((48, 64, 3), 100, np.uint8))
+    partner = dict(make_results(seed=1), img=np.full((48, 64, 3), 201, np.uint8))
+    out = MixUp(img_scale=(64, 48), ratio_range=(0.5, 0.5), flip_ratio=0)(
+        dict(s, mix_results=[partner]))
+    # the partner shrunk to the top-left 32x24; pad_val 114 elsewhere; truncated means
+    assert (out['img'][:24, :32] == 150).all() and (out['img'][24:, :] == 107).all()
+    assert (out['img'][:, 32:] == 107).all()
+    np.testing.assert_allclose(out['gt_bboxes'][3:], partner['gt_bboxes'] * 0.5, atol=1e-5)
