@@ -2,7 +2,8 @@
 from .base_det_dataset import BaseDetDataset
 from .cityscapes import CityscapesDataset
 from .coco import CocoDataset
-from .dataset_wrappers import ClassBalancedDataset, ConcatDataset, RepeatDataset
+from .dataset_wrappers import (ClassBalancedDataset, ConcatDataset, MultiImageMixDataset,
+                               RepeatDataset)
 from .deepfashion import DeepFashionDataset
 from .lvis import LVISV1Dataset
 from .objects365 import Objects365V2Dataset
@@ -16,5 +17,5 @@ __all__ = [
     'BaseDetDataset', 'CocoDataset', 'CityscapesDataset', 'XMLDataset', 'VOCDataset',
     'RepeatDataset', 'ConcatDataset', 'ClassBalancedDataset', 'AspectRatioBatchSampler',
     'LVISV1Dataset', 'Objects365V2Dataset', 'WIDERFaceDataset', 'DeepFashionDataset',
-    'OpenImagesDataset'
+    'OpenImagesDataset', 'MultiImageMixDataset'
 ]

@@ -195,7 +195,9 @@ class BitmapMasks(BaseInstanceMasks):
         if len(self) == 0:
             return BitmapMasks(np.zeros((0, h, w), np.uint8), h, w)
         flag = _interp(interpolation)
-        resized = np.stack([cv2.resize(m, (w, h), interpolation=flag) for m in self.masks])
+        resized = np.empty((len(self), h, w), self.masks.dtype)
+        for m, out in zip(self.masks, resized):  # into place: no stacking copy of big masks
+            cv2.resize(m, (w, h), dst=out, interpolation=flag)
         return BitmapMasks(resized, h, w)
 
     def flip(self, flip_direction: str = 'horizontal') -> 'BitmapMasks':
@@ -447,23 +449,26 @@ def _clip_polygon(points: np.ndarray, width: float, height: float) -> Optional[n
     The clip region is convex, so the result is the exact intersection, unlike
     clamping coordinates, which would add area along the border.
     """
+    lo, hi = points.min(0), points.max(0)
+    if lo[0] >= 0 and lo[1] >= 0 and hi[0] <= width and hi[1] <= height:
+        return points.copy() if len(points) >= 3 else None  # inside: the common case
+    if hi[0] <= 0 or hi[1] <= 0 or lo[0] >= width or lo[1] >= height:
+        return None  # outside
     # each edge: (axis, bound, keep points with coordinate >= bound if sign > 0)
     edges = ((0, 0.0, 1), (0, float(width), -1), (1, 0.0, 1), (1, float(height), -1))
-    pts = [tuple(p) for p in points]
+    pts = np.asarray(points, dtype=np.float64)
     for axis, bound, sign in edges:
-        if not pts:
+        if not len(pts):
             return None
-        inside = [sign * (p[axis] - bound) >= 0 for p in pts]
-        clipped = []
-        for i, cur in enumerate(pts):
-            prev, prev_in = pts[i - 1], inside[i - 1]
-            if inside[i] != prev_in:  # the edge crosses the boundary: add the crossing point
-                t = (bound - prev[axis]) / (cur[axis] - prev[axis])
-                clipped.append(tuple(prev[k] + t * (cur[k] - prev[k]) for k in (0, 1)))
-            if inside[i]:
-                clipped.append(cur)
-        pts = clipped
-    return np.asarray(pts, dtype=np.float64) if len(pts) >= 3 else None
+        inside = sign * (pts[:, axis] - bound) >= 0
+        prev, prev_in = np.roll(pts, 1, 0), np.roll(inside, 1)
+        cross = inside != prev_in  # the edge from prev crosses the boundary
+        delta = pts[:, axis] - prev[:, axis]
+        t = (bound - prev[:, axis]) / np.where(cross, delta, 1.0)
+        crossing = prev + t[:, None] * (pts - prev)
+        # per point, in order: the crossing point (if any), then the point (if inside)
+        pts = np.stack([crossing, pts], 1)[np.stack([cross, inside], 1)]
+    return pts if len(pts) >= 3 else None
 
 
 def _polygon_area(points: np.ndarray) -> float:

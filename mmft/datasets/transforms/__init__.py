@@ -9,7 +9,8 @@ from .formatting import PackDetInputs
 from .geometric import Pad, RandomChoiceResize, RandomCrop, RandomFlip, RandomResize, Resize
 from .hsv_aug import YOLOXHSVRandomAug
 from .loading import LoadAnnotations, LoadImageFromFile
-from .mix_img_transforms import CachedMixUp, CachedMosaic
+from .affine import RandomAffine
+from .mix_img_transforms import CachedMixUp, CachedMosaic, MixUp, Mosaic
 from .photometric import PhotoMetricDistortion
 from .ssd_transforms import Expand, MinIoURandomCrop
 from .wrappers import Compose, RandomApply, RandomChoice, TestTimeAug
@@ -21,5 +22,5 @@ __all__ = [
     'Compose', 'RandomChoice', 'RandomApply', 'TestTimeAug', 'FilterAnnotations',
     'FixScaleResize', 'RandomShift', 'CutOut', 'AutoAugment', 'Albu', 'CopyPaste',
     'RandomCenterCropPad',
-    'CachedMosaic', 'CachedMixUp', 'YOLOXHSVRandomAug'
+    'CachedMosaic', 'CachedMixUp', 'YOLOXHSVRandomAug', 'Mosaic', 'MixUp', 'RandomAffine'
 ]

@@ -1,12 +1,17 @@
-"""CachedMosaic, CachedMixUp and YOLOXHSVRandomAug on boxes and masks: boxes stay inside
-the image, each mask follows its box, labels stay aligned, and empty samples pass."""
+"""Mosaic, MixUp, CachedMosaic, CachedMixUp and YOLOXHSVRandomAug on boxes and masks: boxes
+stay inside the image, each mask follows its box, labels stay aligned, and empty samples
+pass."""
+import copy
 import random
 
 import numpy as np
 import pytest
 
-from mmft.datasets.transforms import CachedMixUp, CachedMosaic, YOLOXHSVRandomAug
-from mmft.structures.masks import BitmapMasks
+from mmft.datasets.transforms import CachedMixUp, CachedMosaic, MixUp, Mosaic, YOLOXHSVRandomAug
+from mmft.datasets.transforms.base import select_instances
+from mmft.structures.masks import BitmapMasks, PolygonMasks
+
+from tests.test_datasets.test_transforms.transform_samples import assert_aligned, make_results
 
 
 def _sample(seed, h=60, w=80, n=2):
@@ -120,3 +125,135 @@ def test_hsv_aug_keeps_boxes_and_shifts_colours_within_range():
     # zero deltas: only the HSV round trip's rounding
     out = YOLOXHSVRandomAug(0, 0, 0)(dict(s, img=img.copy()))
     assert np.abs(out['img'].astype(int) - img.astype(int)).mean() < 3
+
+
+# Mosaic / MixUp (partners from results['mix_results']) and the cached variants, on bitmap
+# and polygon masks (the `sample` fixture): rectangles whose masks fill their boxes
+
+
+def _with_partners(sample, count, mask_type=None):
+    mask_type = mask_type or ('polygon' if isinstance(sample['gt_masks'], PolygonMasks)
+                              else 'bitmap')
+    return dict(sample, mix_results=[make_results(mask_type, seed=i + 1) for i in range(count)])
+
+
+def _check_follow(out, mask_type):
+    assert type(out['gt_masks']).__name__ == {'bitmap': 'BitmapMasks',
+                                              'polygon': 'PolygonMasks'}[mask_type]
+    assert out['gt_bboxes'].dtype == np.float32 and out['gt_bboxes_labels'].dtype == np.int64
+    assert out['gt_ignore_flags'].dtype == bool
+    h, w = out['img'].shape[:2]
+    boxes = out['gt_bboxes']
+    assert (boxes[:, 0::2] >= 0).all() and (boxes[:, 0::2] <= w).all()
+    assert (boxes[:, 1::2] >= 0).all() and (boxes[:, 1::2] <= h).all()
+    # each mask's tight box is its box (pixel rounding of the resize aside)
+    assert_aligned(out, atol=2.0)
+    # make_results: label 2 is the ignored instance in every sample
+    assert np.array_equal(out['gt_ignore_flags'], out['gt_bboxes_labels'] == 2)
+
+
+@pytest.mark.parametrize('seed', range(4))
+def test_mosaic_places_four_samples_and_masks_follow(sample, seed):
+    random.seed(seed)
+    mask_type = 'polygon' if isinstance(sample['gt_masks'], PolygonMasks) else 'bitmap'
+    t = Mosaic(img_scale=(64, 48))
+    out = t(_with_partners(sample, 3))
+    assert out['img'].shape == (96, 128, 3) and out['img_shape'] == (96, 128)
+    _check_follow(out, mask_type)
+    assert len(out['gt_bboxes']) > 3  # instances of several quarters survive
+
+
+def test_mosaic_uses_the_partners_pixels():
+    random.seed(0)
+    parts = [dict(make_results(), img=np.full((48, 64, 3), v, np.uint8)) for v in (10, 20, 30, 40)]
+    out = Mosaic(img_scale=(64, 48), center_ratio_range=(1.0, 1.0))(
+        dict(parts[0], mix_results=parts[1:]))
+    # centre (64, 48): each quarter is exactly one sample
+    assert (out['img'][:48, :64] == 10).all() and (out['img'][:48, 64:] == 20).all()
+    assert (out['img'][48:, :64] == 30).all() and (out['img'][48:, 64:] == 40).all()
+    np.testing.assert_allclose(out['gt_bboxes'][:3], make_results()['gt_bboxes'])
+    np.testing.assert_allclose(out['gt_bboxes'][3:6], make_results()['gt_bboxes'] + [64, 0, 64, 0])
+
+
+def test_mosaic_needs_mix_results_and_get_indexes_draws_three():
+    with pytest.raises(ValueError, match='MultiImageMixDataset'):
+        Mosaic()(make_results())
+    indexes = Mosaic().get_indexes(list(range(5)))
+    assert len(indexes) == 3 and all(0 <= i < 5 for i in indexes)
+    assert Mosaic(prob=0.0)(make_results())['img'].shape == (48, 64, 3)
+    with pytest.raises(ValueError, match='prob'):
+        Mosaic(prob=2)
+
+
+@pytest.mark.parametrize('mask_type', ['bitmap', 'polygon'])
+def test_mosaic_with_empty_samples(mask_type):
+    random.seed(0)
+    empty = make_results(mask_type)
+    select_instances(empty, np.zeros(3, bool))
+    out = Mosaic(img_scale=(32, 32))(dict(empty, mix_results=[copy.deepcopy(empty)
+                                                             for _ in range(3)]))
+    assert out['gt_bboxes'].shape == (0, 4) and out['gt_bboxes'].dtype == np.float32
+    assert out['gt_bboxes_labels'].shape == (0,) and out['gt_ignore_flags'].dtype == bool
+    assert len(out['gt_masks']) == 0 and out['gt_masks'].height == 64
+
+
+@pytest.mark.parametrize('seed', range(4))
+def test_mixup_keeps_both_instance_sets_and_masks_follow(sample, seed):
+    random.seed(seed)
+    mask_type = 'polygon' if isinstance(sample['gt_masks'], PolygonMasks) else 'bitmap'
+    before = sample['img'].copy()
+    out = MixUp(img_scale=(64, 48), ratio_range=(0.8, 1.6))(_with_partners(sample, 1))
+    assert out['img'].shape == (48, 64, 3) and not np.array_equal(out['img'], before)
+    _check_follow(out, mask_type)
+    assert len(out['gt_bboxes']) > 3
+
+
+def test_mixup_everything_cropped_away_and_empty_partner():
+    random.seed(0)
+    # a partner scaled 4x lands off this image except for the top-left: its boxes there
+    # survive, others (x >= 64) are dropped with their masks
+    s = make_results('polygon')
+    out = MixUp(img_scale=(64, 48), ratio_range=(4.0, 4.0), flip_ratio=0)(
+        dict(s, mix_results=[make_results('polygon', 1)]))
+    _check_follow(out, 'polygon')
+    empty = make_results('bitmap')
+    select_instances(empty, np.zeros(3, bool))
+    out = MixUp()(dict(make_results('bitmap'), mix_results=[empty]))
+    assert len(out['gt_bboxes']) == 3  # nothing to mix in: unchanged
+    out = MixUp(img_scale=(64, 48))(dict(copy.deepcopy(empty),
+                                         mix_results=[make_results('bitmap')]))
+    _check_follow(out, 'bitmap')
+
+
+def test_mixup_get_indexes_prefers_samples_with_boxes():
+    class Data:
+        def __len__(self):
+            return 10
+
+        def get_data_info(self, i):
+            return dict(instances=[dict(bbox=[0, 0, 1, 1])] if i == 7 else [])
+    random.seed(0)
+    assert MixUp(max_iters=200).get_indexes(Data()) == 7
+
+
+@pytest.mark.parametrize('mask_type', ['bitmap', 'polygon'])
+def test_cached_variants_keep_the_mask_type(mask_type):
+    random.seed(0)
+    mosaic, mixup = CachedMosaic(img_scale=(64, 48), max_cached_images=6), \
+        CachedMixUp(img_scale=(64, 48), max_cached_images=4)
+    for seed in range(8):
+        out = mixup(mosaic(make_results(mask_type, seed)))
+    assert out['img'].shape == (96, 128, 3)
+    _check_follow(out, mask_type)
+
+
+def test_mixup_blends_the_partners_pixels_and_pads_the_rest():
+    random.seed(0)
+    s = dict(make_results(), img=np.full((48, 64, 3), 100, np.uint8))
+    partner = dict(make_results(seed=1), img=np.full((48, 64, 3), 201, np.uint8))
+    out = MixUp(img_scale=(64, 48), ratio_range=(0.5, 0.5), flip_ratio=0)(
+        dict(s, mix_results=[partner]))
+    # the partner shrunk to the top-left 32x24; pad_val 114 elsewhere; truncated means
+    assert (out['img'][:24, :32] == 150).all() and (out['img'][24:, :] == 107).all()
+    assert (out['img'][:, 32:] == 107).all()
+    np.testing.assert_allclose(out['gt_bboxes'][3:], partner['gt_bboxes'] * 0.5, atol=1e-5)
