@@ -8,6 +8,8 @@ from .rpn_head import RPNHead, unpack_gt_instances
 from .rtmdet_head import RTMDetHead, RTMDetSepBNHead
 from .ssd_head import SSDHead
 from .yolov3_head import YOLOV3Head
+from .yolox_head import YOLOXHead
 
 __all__ = ['RPNHead', 'unpack_gt_instances', 'BaseDenseHead', 'AnchorHead', 'RetinaHead',
-           'FCOSHead', 'ATSSHead', 'SSDHead', 'YOLOV3Head', 'RTMDetHead', 'RTMDetSepBNHead']
+           'FCOSHead', 'ATSSHead', 'SSDHead', 'YOLOV3Head', 'RTMDetHead', 'RTMDetSepBNHead',
+           'YOLOXHead']
