@@ -2,7 +2,8 @@
 ``mixaug`` branch (Mosaic, RandomAffine, MixUp, MultiImageMixDataset) is merged.
 
 To enable: append the function below to tests/test_configs/test_mmdet_yolox_configs.py
-(it uses that module's ``config_dir``, ``images`` and ``load``) and delete this file.
+(it uses that module's ``config_dir``, ``images`` and ``load``; add the ``json``,
+``SimpleNamespace`` and ``DATASETS`` imports) and delete this file.
 
 It builds yolox_s's (and yolox_tiny's) whole train dataset as the config writes it
 (MultiImageMixDataset over a CocoDataset, its pipeline with Mosaic / RandomAffine / MixUp /
@@ -11,11 +12,19 @@ the boxes stay inside the 640x640 output, then lets YOLOXModeSwitchHook switch t
 transforms off and checks the next samples no longer mix (2 gt boxes per image, as the
 source annotation) and that the head's L1 loss is on.
 """
-# --- paste from here -------------------------------------------------------------------
-import json  # noqa: E402
-from types import SimpleNamespace  # noqa: E402
+import json
+import shutil
+from types import SimpleNamespace
 
-from mmft.registry import DATASETS  # noqa: E402
+import numpy as np
+import pytest
+from mmengine.registry import DefaultScope
+
+from mmft.registry import DATASETS, HOOKS, MODELS
+from tests.test_configs.test_mmdet_yolox_configs import config_dir, images, load  # noqa: F401
+
+
+# --- paste from here (add the json / SimpleNamespace / DATASETS imports above it) --------
 
 
 @pytest.mark.parametrize('rel', ['yolox/yolox_s_8xb8-300e_coco.py',
