@@ -314,3 +314,37 @@ def test_fine_tune_copies_shared_rows_of_every_level(tmp_path):
     for key in out:
         if 'multi_level_conv_cls' not in key:
             assert torch.equal(out[key], src[key]), key
+
+
+def test_losses_equal_hand_computed_values_on_a_one_level_case():
+    """One stride-32 level on a 64 px image (2x2 priors), outputs fixed by the biases: every
+    prior predicts a 35.4 x 32 box centred half a cell from its corner. The gt (0, 0, 32, 32)
+    has only prior 0 inside both its box and centre square, so prior 0 is the one positive."""
+    import math
+
+    head = build(dict(type='YOLOXHead', num_classes=2, in_channels=4, feat_channels=4,
+                      strides=(32,), train_cfg=dict(assigner=dict(type='SimOTAAssigner'))))
+    head.init_weights()
+    with torch.no_grad():
+        for conv in (head.multi_level_conv_cls[0], head.multi_level_conv_reg[0],
+                     head.multi_level_conv_obj[0]):
+            conv.weight.zero_()
+        head.multi_level_conv_cls[0].bias.copy_(torch.tensor([0.3, -0.2]))
+        head.multi_level_conv_reg[0].bias.copy_(torch.tensor([0.5, 0.5, 0.1, 0.0]))
+        head.multi_level_conv_obj[0].bias.fill_(-1.0)
+    head.use_l1 = True
+    gt = InstanceData(bboxes=torch.tensor([[0., 0., 32., 32.]]), labels=torch.tensor([0]))
+    losses = head.loss_by_feat(*head([torch.rand(1, 4, 2, 2)]), [gt],
+                               [dict(img_shape=(64, 64), pad_shape=(64, 64))])
+
+    def bce(logit, y):
+        p = 1 / (1 + math.exp(-logit))
+        return -(y * math.log(p) + (1 - y) * math.log(1 - p))
+
+    w = 32 * math.exp(0.1)
+    iou = 32 * 32 / (w * 32)  # the box contains the gt
+    assert losses['loss_cls'].item() == pytest.approx(bce(0.3, iou) + bce(-0.2, 0), rel=1e-5)
+    assert losses['loss_obj'].item() == pytest.approx(bce(-1, 1) + 3 * bce(-1, 0), rel=1e-5)
+    assert losses['loss_bbox'].item() == pytest.approx(5 * (1 - iou ** 2), rel=1e-5)
+    # L1 target of prior 0 (corner (0, 0)): offset 16 / 32, log(32 / 32)
+    assert losses['loss_l1'].item() == pytest.approx(0.1, rel=1e-5)
