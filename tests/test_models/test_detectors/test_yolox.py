@@ -175,6 +175,16 @@ def test_depthwise_variant_builds_and_runs():
     assert [tuple(c.shape) for c in cls] == [(1, 3, 8, 8), (1, 3, 4, 4), (1, 3, 2, 2)]
 
 
+def test_dcn_on_last_conv_uses_a_modulated_deformable_conv():
+    head = build(dict(type='YOLOXHead', num_classes=3, in_channels=8, feat_channels=8,
+                      dcn_on_last_conv=True))
+    for tower in (head.multi_level_cls_convs[2], head.multi_level_reg_convs[0]):
+        assert type(tower[0].conv).__name__ == 'Conv2d'
+        assert type(tower[1].conv).__name__ == 'ModulatedDeformConv2dPack'
+    cls, reg, obj = head([torch.rand(1, 8, s, s) for s in (8, 4, 2)])
+    assert cls[0].shape == (1, 3, 8, 8) and reg[1].shape == (1, 4, 4, 4)
+
+
 def test_class_rows_and_preset():
     model = build(yolox_cfg())
     rows = find_class_rows(model)
