@@ -20,6 +20,22 @@ def _pipeline_owner(dataset):
     return dataset
 
 
+def restart_workers(loader) -> None:
+    """Make ``loader`` start new workers at its next epoch: persistent workers keep the
+    dataset they were started with."""
+    if getattr(loader, 'persistent_workers', False):
+        loader._DataLoader__initialized = False
+        loader._iterator = None
+        loader._DataLoader__initialized = True
+
+
+def set_train_pipeline(loader, pipeline) -> None:
+    """Give the dataset behind ``loader`` (through wrappers) ``pipeline`` from its next
+    epoch on."""
+    _pipeline_owner(loader.dataset).pipeline = pipeline
+    restart_workers(loader)
+
+
 @HOOKS.register_module()
 class PipelineSwitchHook(Hook):
     """Switch the training pipeline at an epoch.
@@ -40,13 +56,7 @@ class PipelineSwitchHook(Hook):
     def before_train_epoch(self, runner) -> None:
         if self._switched or runner.epoch < self.switch_epoch:
             return
-        loader = runner.train_dataloader
-        _pipeline_owner(loader.dataset).pipeline = Compose(self.switch_pipeline)
-        if getattr(loader, 'persistent_workers', False):
-            # persistent workers keep their pickled dataset: make the loader start new ones
-            loader._DataLoader__initialized = False
-            loader._iterator = None
-            loader._DataLoader__initialized = True
+        set_train_pipeline(runner.train_dataloader, Compose(self.switch_pipeline))
         runner.logger.info(f'PipelineSwitchHook: training pipeline switched at epoch '
                            f'{runner.epoch}')
         self._switched = True

@@ -51,6 +51,9 @@ class CSPNeXt(BaseModule):
                [768, 1024, 3, False, True]],
     }
 
+    # CSPLayers of CSPNeXtBlocks (CSPDarknet: DarknetBottlenecks)
+    cspnext_blocks: bool = True
+
     def __init__(self,
                  arch: str = 'P5',
                  deepen_factor: float = 1.0,
@@ -71,26 +74,20 @@ class CSPNeXt(BaseModule):
                      mode='fan_in', nonlinearity='leaky_relu')) -> None:
         super().__init__(init_cfg=init_cfg)
         if arch not in self.arch_settings:
-            raise ValueError(f"CSPNeXt arch must be one of {sorted(self.arch_settings)}, "
-                             f"got {arch!r}")
+            raise ValueError(f"{type(self).__name__} arch must be one of "
+                             f"{sorted(self.arch_settings)}, got {arch!r}")
         setting = arch_ovewrite or self.arch_settings[arch]
         if not set(out_indices) <= set(range(len(setting) + 1)):
-            raise ValueError(f'CSPNeXt out_indices {tuple(out_indices)} must lie in '
+            raise ValueError(f'{type(self).__name__} out_indices {tuple(out_indices)} must lie in '
                              f'0..{len(setting)} (0 is the stem)')
         if frozen_stages not in range(-1, len(setting) + 1):
-            raise ValueError(f'CSPNeXt frozen_stages must be in -1..{len(setting)}, '
+            raise ValueError(f'{type(self).__name__} frozen_stages must be in -1..{len(setting)}, '
                              f'got {frozen_stages}')
         self.out_indices = tuple(out_indices)
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
         cfg = dict(norm_cfg=norm_cfg, act_cfg=act_cfg)
-        stem_ch = int(setting[0][0] * widen_factor)
-        self.stem = nn.Sequential(
-            ConvModule(3, int(setting[0][0] * widen_factor // 2), 3, padding=1, stride=2, **cfg),
-            ConvModule(int(setting[0][0] * widen_factor // 2),
-                       int(setting[0][0] * widen_factor // 2), 3, padding=1, stride=1, **cfg),
-            ConvModule(int(setting[0][0] * widen_factor // 2), stem_ch, 3, padding=1,
-                       stride=1, **cfg))
+        self.stem = self._make_stem(setting[0][0] * widen_factor, conv_cfg, cfg)
         self.layers = ['stem']
         conv = DepthwiseSeparableConvModule if use_depthwise else ConvModule
         for i, (in_ch, out_ch, num_blocks, add_identity, use_spp) in enumerate(setting):
@@ -102,11 +99,20 @@ class CSPNeXt(BaseModule):
                                            conv_cfg=conv_cfg, **cfg))
             stage.append(CSPLayer(out_ch, out_ch, num_blocks=num_blocks,
                                   add_identity=add_identity, use_depthwise=use_depthwise,
-                                  use_cspnext_block=True, expand_ratio=expand_ratio,
+                                  use_cspnext_block=self.cspnext_blocks,
+                                  expand_ratio=expand_ratio,
                                   channel_attention=channel_attention, conv_cfg=conv_cfg,
                                   **cfg))
             self.add_module(f'stage{i + 1}', nn.Sequential(*stage))
             self.layers.append(f'stage{i + 1}')
+
+    def _make_stem(self, width: float, conv_cfg: Optional[Dict], cfg: Dict) -> nn.Module:
+        """Three 3x3 convs (stride 2, 1, 1) to ``int(width)`` channels; MMDetection passes
+        no ``conv_cfg`` to them."""
+        half = int(width // 2)
+        return nn.Sequential(ConvModule(3, half, 3, padding=1, stride=2, **cfg),
+                             ConvModule(half, half, 3, padding=1, stride=1, **cfg),
+                             ConvModule(half, int(width), 3, padding=1, stride=1, **cfg))
 
     def init_weights(self) -> None:
         """Torch-default (Kaiming-uniform, a=sqrt(5)) convs with zero bias, unit norms,
@@ -122,7 +128,7 @@ class CSPNeXt(BaseModule):
                 nn.init.zeros_(m.bias)
         for cfg in pretrained_cfgs(self.init_cfg):
             load_pretrained_init(self, cfg['checkpoint'], prefix=cfg.get('prefix'),
-                                 name='CSPNeXt')
+                                 name=type(self).__name__)
         self._is_init = True
 
     def _freeze_stages(self) -> None:

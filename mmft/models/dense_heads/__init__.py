@@ -9,7 +9,9 @@ from .rtmdet_head import RTMDetHead, RTMDetSepBNHead
 from .rtmdet_ins_head import MaskFeatModule, RTMDetInsSepBNHead
 from .ssd_head import SSDHead
 from .yolov3_head import YOLOV3Head
+from .yolox_head import YOLOXHead
 
 __all__ = ['RPNHead', 'unpack_gt_instances', 'BaseDenseHead', 'AnchorHead', 'RetinaHead',
            'FCOSHead', 'ATSSHead', 'SSDHead', 'YOLOV3Head', 'RTMDetHead', 'RTMDetSepBNHead',
-           'RTMDetInsSepBNHead', 'MaskFeatModule']
+           'RTMDetInsSepBNHead', 'MaskFeatModule',
+           'YOLOXHead']

@@ -35,6 +35,9 @@ class CSPNeXtPAFPN(BaseModule):
         init_cfg: MMDetection's default Kaiming-uniform (torch's own conv init).
     """
 
+    # CSPLayers of CSPNeXtBlocks (YOLOXPAFPN: DarknetBottlenecks)
+    cspnext_blocks: bool = True
+
     def __init__(self,
                  in_channels: Sequence[int],
                  out_channels: int,
@@ -53,7 +56,7 @@ class CSPNeXtPAFPN(BaseModule):
         self.out_channels = out_channels
         cfg = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg)
         csp = dict(num_blocks=num_csp_blocks, add_identity=False, use_depthwise=use_depthwise,
-                   use_cspnext_block=True, expand_ratio=expand_ratio, **cfg)
+                   use_cspnext_block=self.cspnext_blocks, expand_ratio=expand_ratio, **cfg)
         conv = DepthwiseSeparableConvModule if use_depthwise else ConvModule
         self.upsample = nn.Upsample(**upsample_cfg)
         self.reduce_layers = nn.ModuleList()
@@ -70,14 +73,19 @@ class CSPNeXtPAFPN(BaseModule):
                                          padding=1, **cfg))
             self.bottom_up_blocks.append(CSPLayer(in_channels[idx] * 2, in_channels[idx + 1],
                                                   **csp))
-        self.out_convs = nn.ModuleList([conv(c, out_channels, 3, padding=1, **cfg)
+        self.out_convs = nn.ModuleList([self._out_conv(conv, c, out_channels, cfg)
                                         for c in in_channels])
+
+    def _out_conv(self, conv: type, in_channels: int, out_channels: int,
+                  cfg: Dict) -> nn.Module:
+        """3x3 (depthwise-separable with ``use_depthwise``) output conv of one level."""
+        return conv(in_channels, out_channels, 3, padding=1, **cfg)
 
     def forward(self, inputs: Sequence[Tensor]) -> tuple:
         """One ``out_channels`` map per input level."""
         n = len(self.in_channels)
         if len(inputs) != n:
-            raise ValueError(f'CSPNeXtPAFPN has in_channels for {n} levels but got '
+            raise ValueError(f'{type(self).__name__} has in_channels for {n} levels but got '
                              f'{len(inputs)} feature maps')
         inner_outs = [inputs[-1]]
         for idx in range(n - 1, 0, -1):

@@ -123,20 +123,33 @@ class DynamicSoftLabelAssigner:
     def dynamic_k_matching(self, cost: Tensor, ious: Tensor,
                            num_gt: int) -> Tuple[Tensor, Tensor, Tensor]:
         """``(matched IoUs, matched gt index, foreground mask over the candidates)``."""
-        matching = torch.zeros_like(cost, dtype=torch.uint8)
-        candidate_topk = min(self.topk, ious.size(0))
-        topk_ious, _ = torch.topk(ious, candidate_topk, dim=0)
-        dynamic_ks = torch.clamp(topk_ious.sum(0).int(), min=1)
-        for g in range(num_gt):
-            _, pos = torch.topk(cost[:, g], k=int(dynamic_ks[g]), largest=False)
-            matching[pos, g] = 1
-        multiple = matching.sum(1) > 1
-        if multiple.any():
-            # a prior wanted by several gts goes to its cheapest
-            cost_argmin = cost[multiple].argmin(dim=1)
-            matching[multiple] = 0
-            matching[multiple.nonzero().squeeze(1), cost_argmin] = 1
-        fg = matching.sum(1) > 0
-        matched_gt = matching[fg].argmax(1)
-        matched_ious = (matching * ious).sum(1)[fg]
-        return matched_ious, matched_gt, fg
+        return dynamic_k_matching(cost, ious, num_gt, self.topk)
+
+
+def dynamic_k_matching(cost: Tensor, ious: Tensor, num_gt: int,
+                       topk: int) -> Tuple[Tensor, Tensor, Tensor]:
+    """SimOTA's dynamic-k matching of ``(candidates, gts)`` costs and IoUs.
+
+    Each gt takes its ``k = max(int(sum of its topk IoUs), 1)`` cheapest candidates; a
+    candidate taken by several gts keeps the cheapest.
+
+    Returns:
+        ``(matched IoUs, matched gt index, foreground mask over the candidates)``.
+    """
+    matching = torch.zeros_like(cost, dtype=torch.uint8)
+    candidate_topk = min(topk, ious.size(0))
+    topk_ious, _ = torch.topk(ious, candidate_topk, dim=0)
+    dynamic_ks = torch.clamp(topk_ious.sum(0).int(), min=1)
+    for g in range(num_gt):
+        _, pos = torch.topk(cost[:, g], k=int(dynamic_ks[g]), largest=False)
+        matching[pos, g] = 1
+    multiple = matching.sum(1) > 1
+    if multiple.any():
+        # a prior wanted by several gts goes to its cheapest
+        cost_argmin = cost[multiple].argmin(dim=1)
+        matching[multiple] = 0
+        matching[multiple.nonzero().squeeze(1), cost_argmin] = 1
+    fg = matching.sum(1) > 0
+    matched_gt = matching[fg].argmax(1)
+    matched_ious = (matching * ious).sum(1)[fg]
+    return matched_ious, matched_gt, fg
