@@ -135,7 +135,14 @@ def helpful_unknown_type() -> Iterator[None]:
 
 
 class MMFTRegistry(Registry):
-    """Registry whose ``build`` explains an unknown ``type``."""
+    """Registry whose ``build`` explains an unknown ``type``, and which reads MMDetection's
+    scoped names (``'mmdet.QuadraticWarmupLR'``) as mmft's: mmft implements MMDetection's
+    types under its own scope."""
+
+    def get(self, key: str):
+        if isinstance(key, str) and key.startswith('mmdet.'):
+            key = key[len('mmdet.'):]
+        return super().get(key)
 
     def build(self, cfg, *args, **kwargs):
         with helpful_unknown_type():

@@ -81,8 +81,7 @@ test_evaluator = val_evaluator
 
 # YOLOX's optimiser (SGD, nesterov, no decay on norms and biases), its lr scaled from 64
 # images to 8; a short schedule: warm-up, cosine, then the last epochs at a constant lr
-# without mixing and with the L1 loss. Warm-up is linear (MMDetection's QuadraticWarmupLR
-# is not in mmft).
+# without mixing and with the L1 loss. Warm-up is YOLOX's quadratic one.
 base_lr = 0.01 * 8 / 64
 max_epochs = 40
 num_last_epochs = 5
@@ -95,8 +94,7 @@ optim_wrapper = dict(
     optimizer=dict(type='SGD', lr=base_lr, momentum=0.9, weight_decay=5e-4, nesterov=True),
     paramwise_cfg=dict(norm_decay_mult=0., bias_decay_mult=0.))
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=True, begin=0, end=3,
-         convert_to_iter_based=True),
+    dict(type='QuadraticWarmupLR', by_epoch=True, begin=0, end=3, convert_to_iter_based=True),
     dict(type='CosineAnnealingLR', eta_min=base_lr * 0.05, begin=3,
          T_max=max_epochs - num_last_epochs - 3, end=max_epochs - num_last_epochs,
          by_epoch=True, convert_to_iter_based=True),

@@ -100,6 +100,23 @@ def test_config_model_and_hooks_build(config_dir, rel, deepen, widen, width, blo
     assert not model.bbox_head.use_l1
 
 
+def test_yolox_schedule_builds_as_written(config_dir):
+    """The whole param_scheduler, ``mmdet.QuadraticWarmupLR`` included: 5 epochs of
+    quadratic warm-up, cosine to epoch 285, then constant."""
+    from mmft.registry import PARAM_SCHEDULERS
+    cfg = load(config_dir, 'yolox/yolox_s_8xb8-300e_coco.py')
+    with DefaultScope.overwrite_default_scope('mmft'):
+        model = MODELS.build(cfg.model)
+        optim = build_optim_wrapper(model, cfg.optim_wrapper)
+        schedulers = [PARAM_SCHEDULERS.build(s, default_args=dict(optimizer=optim,
+                                                                   epoch_length=10))
+                      for s in cfg.param_scheduler]
+    assert [type(s).__name__ for s in schedulers] == ['QuadraticWarmupLR',
+                                                      'CosineAnnealingLR', 'ConstantLR']
+    assert (schedulers[0].begin, schedulers[0].end) == (0, 50)
+    assert optim.param_groups[0]['lr'] == pytest.approx(0.01 / 50 ** 2)
+
+
 def test_yolox_s_trains_a_step_with_and_without_l1_and_predicts(config_dir, images):
     np.random.seed(0)
     torch.manual_seed(0)
