@@ -29,12 +29,16 @@ class LoadedCheckpoint:
         unconverted: source keys of a foreign checkpoint that have no place in
             mmft's layout (also in ``meta['unconverted_keys']``), so a load
             report can account for every key of the file.
+        ema: the file was saved with MMEngine's ``EMAHook``: its ``state_dict`` holds the
+            averaged (EMA) weights, the ones read here, and ``ema_state_dict`` the raw
+            training weights, which are not used.
     """
     state_dict: Dict[str, torch.Tensor]
     meta: Dict[str, Any] = field(default_factory=dict)
     format: str = 'state_dict'
     raw: Any = None
     unconverted: List[str] = field(default_factory=list)
+    ema: bool = False
 
 
 def _strip_prefix(state_dict: Dict[str, Any], prefix: str) -> Dict[str, Any]:
@@ -111,7 +115,10 @@ def read_checkpoint(path: Union[str, Path],
             f'checkpoint {path!r}: {len(not_tensors)} state_dict entries are not tensors, e.g. '
             f'{not_tensors[:3]} ({type(state_dict[not_tensors[0]]).__name__}); save '
             'model.state_dict() (tensors only).')
-    return LoadedCheckpoint(state_dict=state_dict, meta=dict(meta), format=fmt, raw=obj)
+    # EMAHook swaps the two before saving: state_dict is the average, ema_state_dict the raw
+    ema = fmt == 'mmengine' and isinstance(obj.get('ema_state_dict'), dict)
+    return LoadedCheckpoint(state_dict=state_dict, meta=dict(meta), format=fmt, raw=obj,
+                            ema=ema)
 
 
 def check_readable(path: str) -> None:

@@ -228,9 +228,10 @@ def load_checkpoint(model: nn.Module, source: str, mode: str = 'finetune',
         return LoadReport(source=str(source), source_format=loaded.format, mode='exact',
                           loaded=keys, scope_keys=keys, num_model_keys=len(keys),
                           source_classes=checkpoint_classes(loaded),
-                          source_meta=dict(loaded.meta or {}))
+                          source_meta=dict(loaded.meta or {}), ema_weights=loaded.ema)
     state, report = plan_load(model, loaded, cfg, classes, source=str(source))
     report.source_meta = dict(loaded.meta or {})
+    report.ema_weights = loaded.ema
     report.check(cfg.strict_backbone, cfg.min_loaded, cfg.min_backbone_loaded)
     if dry_run:
         return report

@@ -80,6 +80,8 @@ class LoadReport:
             checkpoint.
         no_class_matched: class names are known on both sides and none matched.
         source_meta: the checkpoint's meta (for hooks that read it after the load).
+        ema_weights: the checkpoint was saved with EMAHook and its averaged weights were
+            loaded (not the raw training weights of its ``ema_state_dict``).
     """
     source: str = ''
     source_format: str = ''
@@ -102,6 +104,7 @@ class LoadReport:
     transferred_share: Dict[str, float] = field(default_factory=dict)
     no_class_matched: bool = False
     source_meta: Dict = field(default_factory=dict)
+    ema_weights: bool = False
 
     def bucket_of(self, key: str) -> str:
         hits = [b for b in BUCKETS if key in getattr(self, b)]
@@ -169,6 +172,10 @@ class LoadReport:
     def summary(self) -> str:
         """The table, the class table, and a line per suspicious or unusual finding."""
         lines = [self.table()]
+        if self.ema_weights:
+            lines.append('weights: the EMA (averaged) weights, which EMAHook saved as the '
+                         "checkpoint's state_dict; its raw training weights (ema_state_dict) "
+                         'are not used')
         classes = self.class_table()
         if classes:
             lines.append(classes)

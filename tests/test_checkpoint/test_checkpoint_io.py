@@ -85,6 +85,16 @@ def test_plain_and_model_state_dicts(tmp_path):
     assert read_checkpoint(tmp_path / 'model.pth').format == 'model'
 
 
+def test_ema_checkpoints_are_recognised(tmp_path):
+    """MMEngine's EMAHook saves the average as state_dict and the raw weights beside it."""
+    average, raw = {'w': torch.ones(2)}, {'module.w': torch.zeros(2)}
+    torch.save({'state_dict': average, 'ema_state_dict': raw, 'meta': {}}, tmp_path / 'e.pth')
+    torch.save({'state_dict': average, 'meta': {}}, tmp_path / 'p.pth')
+    loaded = read_checkpoint(str(tmp_path / 'e.pth'))
+    assert loaded.ema and torch.equal(loaded.state_dict['w'], torch.ones(2))
+    assert not read_checkpoint(str(tmp_path / 'p.pth')).ema
+
+
 def test_missing_checkpoint_names_the_path(tmp_path):
     with pytest.raises(FileNotFoundError, match='nowhere.pth'):
         read_checkpoint(tmp_path / 'nowhere.pth')

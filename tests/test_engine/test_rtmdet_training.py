@@ -99,6 +99,9 @@ def test_ema_checkpoint_fine_tunes_from_the_ema_weights(shapes, tmp_path):
     runner.load_or_resume()  # the fine-tuning load, then the hooks' after_load_checkpoint
     model = runner.model.state_dict()
     assert torch.equal(model[key], averaged[key])
+    # the report says which weights were used
+    assert runner.load_report.ema_weights
+    assert 'the EMA (averaged) weights' in runner.load_report.summary()
     ema_model = hook.ema_model.module.state_dict()
     assert torch.equal(ema_model[key], averaged[key])
     # circle is class 0 in both class lists: its row came across on every level
