@@ -63,6 +63,8 @@ from tools.analysis_tools.analyze_logs import load_json_log, plot_curve  # noqa:
 PRETRAIN_CONFIG = osp.join(REPO_ROOT, 'configs/finetune/shapes_pretrain.py')
 FINETUNE_CONFIG = osp.join(REPO_ROOT, 'configs/finetune/shapes.py')
 METRICS = ('bbox', 'segm')
+#: command-line defaults that --incremental sets otherwise (incremental_demo.DEFAULTS)
+DEMO_DEFAULTS = dict(num_train=800, image_size=96)
 
 
 @dataclass(frozen=True)
@@ -427,10 +429,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='pretrain again even when the checkpoint is cached')
     parser.add_argument('--jobs', type=int, default=2, help='training runs at a time')
     data = parser.add_argument_group('data (generated again when these change)')
-    data.add_argument('--num-train', type=int, default=800, help='source train images')
+    data.add_argument('--num-train', type=int,
+                      help='source train images (default 800; --incremental: see below)')
     data.add_argument('--target-num-train', type=int, default=100, help='target train images')
     data.add_argument('--num-val', type=int, default=100, help='val images per domain')
-    data.add_argument('--image-size', type=int, default=96, help='image side in pixels')
+    data.add_argument('--image-size', type=int, help='image side in pixels (default 96)')
     data.add_argument('--seed', type=int, default=0, help='seed of the data')
     short = parser.add_argument_group('shorter runs (default: the configs\')')
     short.add_argument('--pretrain-iters', type=int, help='pretraining iterations')
@@ -443,7 +446,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                              'data labelling only those (tools/misc/incremental_demo.py)')
     parser.add_argument('--incremental-num-train', type=int, default=300,
                         help='train images of the --incremental data (12 classes)')
+    parser.add_argument('--no-ablations', action='store_true',
+                        help='--incremental: skip the runs with one piece switched off')
     args = parser.parse_args(argv)
+    from tools.misc.incremental_demo import DEFAULTS as INCREMENTAL_DEFAULTS
+    # --incremental pretrains a smaller model problem, to fit its runs in 10 minutes
+    for name, value in (INCREMENTAL_DEFAULTS if args.incremental else DEMO_DEFAULTS).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     if args.jobs < 1:
         parser.error(f'--jobs must be >= 1, got {args.jobs}')
     return args
