@@ -25,9 +25,6 @@ from mmft.datasets.synthetic import SOURCE_CLASSES, generate_shapes_dataset
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(REPO_ROOT, 'configs/finetune/shapes_incremental.py')
 NEW_CLASSES = ('pentagon', 'arrow')
-#: run_demo.py's defaults under --incremental (those the command line leaves unset): the
-#: pretraining is most of the cost, so a smaller problem than the main demo's
-DEFAULTS = dict(num_train=400, image_size=64, pretrain_iters=400, finetune_iters=100)
 UNION = tuple(SOURCE_CLASSES) + NEW_CLASSES
 
 
