@@ -193,7 +193,7 @@ def roi_distillation_loss(student_cls: Tensor, teacher_cls: Tensor,
                              'the same RoIs with the same old classes')
         if name == 'cls':
             s, t = s - s.mean(dim=1, keepdim=True), t - t.mean(dim=1, keepdim=True)
-        # an image without RoIs gives an empty batch: a zero that keeps the graph
+        # a batch without RoIs: a zero that keeps the graph
         out[f'loss_distill_roi_{name}'] = ((s - t.detach()) ** 2).mean() if s.numel() \
             else s.sum() * 0
     return out
