@@ -1,18 +1,15 @@
 """The embedded demo: generate data, pretrain, fine-tune three ways, evaluate, report.
 
-    python tools/misc/run_demo.py [--model mask-rcnn|rtmdet-tiny] [--work-dir DIR]
-                                  [--data-root data/shapes] [--force]
+    python tools/misc/run_demo.py [--work-dir work_dirs/demo] [--data-root data/shapes] [--force]
 
 1. data: the synthetic shapes benchmark (:mod:`mmft.datasets.synthetic`) under
    ``--data-root``, generated when absent or made with other sizes or seed.
 2. training, each run a ``tools/train.py`` subprocess with its log in ``<run dir>/train.log``:
 
-   - ``pretrain``: the model's pretraining config (``--model``: ``mask-rcnn``,
-     ``configs/finetune/shapes_pretrain.py``; ``rtmdet-tiny``,
-     ``configs/finetune/shapes_pretrain_rtmdet_tiny.py``) on the 10-class source domain;
+   - ``pretrain``: ``configs/finetune/shapes_pretrain.py`` on the 10-class source domain;
      skipped when the same run is cached in ``<work-dir>/pretrain`` (``--force`` reruns it);
-   - its fine-tuning config (``shapes.py``, ``shapes_rtmdet_tiny.py``) on the 5-class target
-     domain, three times with the same iterations, batch and seed: ``scratch`` (``load_from=None``), ``plain``
+   - ``configs/finetune/shapes.py`` on the 5-class target domain, three times with the
+     same iterations, batch and seed: ``scratch`` (``load_from=None``), ``plain``
      fine-tuning (``finetune.class_transfer=False``: the class-dependent head layers start
      afresh, everything else is loaded) and ``transfer``, the recipe (class-aware head
      transfer).
@@ -43,7 +40,7 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -69,24 +66,6 @@ METRICS = ('bbox', 'segm')
 
 
 @dataclass(frozen=True)
-class DemoModel:
-    """A detector the demo compares: its pretraining and fine-tuning configs and metrics."""
-    pretrain_config: str
-    finetune_config: str
-    metrics: Tuple[str, ...]
-    work_dir: str  # the default --work-dir
-
-
-DEMO_MODELS = {
-    'mask-rcnn': DemoModel(PRETRAIN_CONFIG, FINETUNE_CONFIG, METRICS, 'work_dirs/demo'),
-    'rtmdet-tiny': DemoModel(
-        osp.join(REPO_ROOT, 'configs/finetune/shapes_pretrain_rtmdet_tiny.py'),
-        osp.join(REPO_ROOT, 'configs/finetune/shapes_rtmdet_tiny.py'), ('bbox', ),
-        'work_dirs/demo_rtmdet-tiny'),
-}
-
-
-@dataclass(frozen=True)
 class Run:
     """One training run: folder name under the work dir, label, config and overrides."""
     name: str
@@ -96,15 +75,14 @@ class Run:
     after: Optional[str] = None  # the run whose checkpoint this one loads
 
 
-def finetune_runs(checkpoint: str, after: Optional[str] = 'pretrain',
-                  config: str = FINETUNE_CONFIG) -> List[Run]:
+def finetune_runs(checkpoint: str, after: Optional[str] = 'pretrain') -> List[Run]:
     """The three runs the demo compares, all with the recipe's schedule and seed."""
     return [
-        Run('scratch', 'from scratch', config, {'load_from': None}),
-        Run('plain', 'plain fine-tuning', config,
+        Run('scratch', 'from scratch', FINETUNE_CONFIG, {'load_from': None}),
+        Run('plain', 'plain fine-tuning', FINETUNE_CONFIG,
             {'load_from': checkpoint, 'finetune.class_transfer': False}, after),
-        Run('transfer', 'class-aware transfer (recipe)', config, {'load_from': checkpoint},
-            after),
+        Run('transfer', 'class-aware transfer (recipe)', FINETUNE_CONFIG,
+            {'load_from': checkpoint}, after),
     ]
 
 
@@ -216,8 +194,8 @@ def final_checkpoint(work_dir: str, config: str, max_iters: Optional[int] = None
 
 # --------------------------------------------------------------------------------- train runs
 _TRAIN_LINE = re.compile(r'Iter\(train\) \[\s*(\d+)/(\d+)\].*?eta: (\S+).*?\s+loss: ([\d.]+)')
-_VAL_LINE = re.compile(r'Iter\(val\) \[\d+/\d+\].*?coco/bbox_mAP: ([\d.]+)'
-                       r'(?:.*?coco/segm_mAP: ([\d.]+))?')
+_VAL_LINE = re.compile(r'Iter\(val\) \[\d+/\d+\].*?coco/bbox_mAP: ([\d.]+).*?'
+                       r'coco/segm_mAP: ([\d.]+)')
 
 
 def progress_line(line: str) -> Optional[str]:
@@ -228,8 +206,7 @@ def progress_line(line: str) -> Optional[str]:
                f'eta {match.group(3)}'
     match = _VAL_LINE.search(line)
     if match:
-        segm = f'  segm mAP {match.group(2)}' if match.group(2) else ''
-        return f'val: bbox mAP {match.group(1)}{segm}'
+        return f'val: bbox mAP {match.group(1)}  segm mAP {match.group(2)}'
     return None
 
 
@@ -317,28 +294,26 @@ def _table(rows: Sequence[Sequence[str]]) -> str:
     return '\n'.join(lines + ['| ' + ' | '.join(r) + ' |' for r in rows[1:]])
 
 
-def comparison_table(curves: Dict[str, Dict[int, Dict[str, float]]], labels: Dict[str, str],
-                     metrics: Sequence[str] = METRICS) -> str:
-    """mAP (e.g. bbox / segm) of each run at each evaluated iteration."""
+def comparison_table(curves: Dict[str, Dict[int, Dict[str, float]]],
+                     labels: Dict[str, str]) -> str:
+    """mAP (bbox / segm) of each run at each evaluated iteration."""
     steps = sorted(set.intersection(*(set(c) for c in curves.values())))
-    rows = [['iteration'] + [f'{labels[n]}: {" / ".join(metrics)}' for n in curves]]
+    rows = [['iteration'] + [f'{labels[n]}: bbox / segm' for n in curves]]
     for step in steps:
-        rows.append([str(step)] + [' / '.join(_ap(c[step][f'{m}_mAP']) for m in metrics)
+        rows.append([str(step)] + [f'{_ap(c[step]["bbox_mAP"])} / {_ap(c[step]["segm_mAP"])}'
                                    for c in curves.values()])
     return _table(rows)
 
 
 def class_table(curves: Dict[str, Dict[int, Dict[str, float]]], labels: Dict[str, str],
-                classes: Sequence[str], origin: Dict[str, str],
-                metrics: Sequence[str] = METRICS) -> str:
-    """Per-class AP (e.g. bbox / segm) of each run at its last evaluation."""
-    rows = [['class', 'head rows from'] +
-            [f'{labels[n]}: {" / ".join(metrics)}' for n in curves]]
+                classes: Sequence[str], origin: Dict[str, str]) -> str:
+    """Per-class AP (bbox / segm) of each run at its last evaluation."""
+    rows = [['class', 'head rows from'] + [f'{labels[n]}: bbox / segm' for n in curves]]
     for name in classes:
         cells = []
         for curve in curves.values():
             last = curve[max(curve)]
-            cells.append(' / '.join(_ap(last.get(f'{m}_{name}_precision')) for m in metrics))
+            cells.append(' / '.join(_ap(last.get(f'{m}_{name}_precision')) for m in METRICS))
         rows.append([name, origin[name]] + cells)
     return _table(rows)
 
@@ -414,33 +389,27 @@ def draw_predictions(config: str, checkpoint: str, cfg_options: Dict[str, Any], 
 def report(args: argparse.Namespace, curves: Dict[str, Dict[int, Dict[str, float]]],
            labels: Dict[str, str]) -> Dict[str, Any]:
     """Tables (markdown), curves and prediction PNGs of the fine-tuning runs."""
-    model = DEMO_MODELS[args.model]
-    metrics = model.metrics
-    ft_cfg = Config.fromfile(model.finetune_config)
-    pre_cfg = Config.fromfile(model.pretrain_config)
+    ft_cfg, pre_cfg = Config.fromfile(FINETUNE_CONFIG), Config.fromfile(PRETRAIN_CONFIG)
     origin = class_origins(ft_cfg.classes, pre_cfg.classes,
                            dict(ft_cfg.finetune.get('class_mapping', {})))
     curves_png = osp.join(args.work_dir, 'curves.png')
-    plot_curve([osp.join(args.work_dir, name) for name in labels],
-               [f'{m}_mAP' for m in metrics], out=curves_png, legend=list(labels.values()),
-               title=f'{args.model}: target val mAP, same iterations, batch and seed')
+    plot_curve([osp.join(args.work_dir, name) for name in labels], ['bbox_mAP', 'segm_mAP'],
+               out=curves_png, legend=list(labels.values()),
+               title='target val mAP: same iterations, batch and seed')
     target_root = osp.join(args.data_root, 'target')
-    recipe = final_checkpoint(osp.join(args.work_dir, 'transfer'), model.finetune_config,
+    recipe = final_checkpoint(osp.join(args.work_dir, 'transfer'), FINETUNE_CONFIG,
                               args.finetune_iters)
-    pngs = draw_predictions(model.finetune_config, recipe, data_options(target_root),
-                            target_root, osp.join(args.work_dir, 'predictions'),
-                            num_images=args.num_vis)
+    pngs = draw_predictions(FINETUNE_CONFIG, recipe, data_options(target_root), target_root,
+                            osp.join(args.work_dir, 'predictions'), num_images=args.num_vis)
     pre = curves['pretrain'][max(curves['pretrain'])]
     finetuned = {name: curves[name] for name in labels}
-    names = ' / '.join(metrics)
     markdown = '\n\n'.join([
-        f'{args.model} pretrained on the source domain: val ' +
-        ', '.join(f'{m} mAP {_ap(pre[f"{m}_mAP"])}' for m in metrics) +
-        f' (iteration {max(curves["pretrain"])}).',
-        f'#### Target val mAP ({names}) at each evaluation, same iterations, batch and seed',
-        comparison_table(finetuned, labels, metrics),
-        f'#### Per-class AP ({names}) at the last evaluation (CocoMetric classwise)',
-        class_table(finetuned, labels, ft_cfg.classes, origin, metrics),
+        f'Pretrained on the source domain: val bbox mAP {_ap(pre["bbox_mAP"])}, segm mAP '
+        f'{_ap(pre["segm_mAP"])} (iteration {max(curves["pretrain"])}).',
+        '#### Target val mAP (bbox / segm) at each evaluation, same iterations, batch and seed',
+        comparison_table(finetuned, labels),
+        '#### Per-class AP (bbox / segm) at the last evaluation (CocoMetric classwise)',
+        class_table(finetuned, labels, ft_cfg.classes, origin),
         f'Curves: `{curves_png}`; the recipe\'s predictions (ground truth | predicted): '
         f'`{osp.join(args.work_dir, "predictions")}/`.',
     ]) + '\n'
@@ -450,12 +419,9 @@ def report(args: argparse.Namespace, curves: Dict[str, Dict[int, Dict[str, float
 # --------------------------------------------------------------------------------------- main
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='The mmft demo on generated data')
-    parser.add_argument('--model', default='mask-rcnn', choices=sorted(DEMO_MODELS),
-                        help='the detector pretrained and fine-tuned')
-    parser.add_argument('--work-dir',
+    parser.add_argument('--work-dir', default='work_dirs/demo',
                         help='runs (pretrain/, scratch/, plain/, transfer/: emptied before '
-                        'each run) and results go here (default: work_dirs/demo for '
-                        'mask-rcnn, work_dirs/demo_<model> for the others)')
+                        'each run) and results go here')
     parser.add_argument('--data-root', default='data/shapes', help='the generated data')
     parser.add_argument('--force', action='store_true',
                         help='pretrain again even when the checkpoint is cached')
@@ -482,29 +448,21 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error(f'--jobs must be >= 1, got {args.jobs}')
-    if args.incremental and args.model != 'mask-rcnn':
-        parser.error(f'--model {args.model} with --incremental: the incremental benchmark '
-                     'has its own models; drop --model')
-    if args.work_dir is None:
-        args.work_dir = DEMO_MODELS[args.model].work_dir
     return args
 
 
 def plan_runs(args: argparse.Namespace) -> List[Run]:
     """Pretraining, then the three fine-tunings, with the command line's data and schedules."""
-    model = DEMO_MODELS[getattr(args, 'model', 'mask-rcnn')]
     batch = {'train_dataloader.batch_size': args.batch_size} if args.batch_size else {}
-    pretrain = Run('pretrain', 'pretraining', model.pretrain_config, {
+    pretrain = Run('pretrain', 'pretraining', PRETRAIN_CONFIG, {
         **data_options(osp.join(args.data_root, 'source')), **batch,
-        **schedule_options(model.pretrain_config, args.pretrain_iters)})
-    checkpoint = final_checkpoint(osp.join(args.work_dir, pretrain.name),
-                                  model.pretrain_config, args.pretrain_iters)
+        **schedule_options(PRETRAIN_CONFIG, args.pretrain_iters)})
+    checkpoint = final_checkpoint(osp.join(args.work_dir, pretrain.name), PRETRAIN_CONFIG,
+                                  args.pretrain_iters)
     options = {**data_options(osp.join(args.data_root, 'target')), **batch,
-               **schedule_options(model.finetune_config, args.finetune_iters,
-                                  args.val_interval)}
+               **schedule_options(FINETUNE_CONFIG, args.finetune_iters, args.val_interval)}
     return [pretrain] + [Run(r.name, r.label, r.config, {**r.options, **options}, r.after)
-                         for r in finetune_runs(checkpoint, pretrain.name,
-                                                model.finetune_config)]
+                         for r in finetune_runs(checkpoint, after=pretrain.name)]
 
 
 def is_cached(checkpoint: str, stamp_file: str, stamp: dict) -> bool:
@@ -523,15 +481,14 @@ def run_demo(args: argparse.Namespace) -> Dict[str, Any]:
     clock.stage(f'1/3 data: synthetic shapes in {args.data_root}')
     sizes = prepare_data(args, clock)
 
-    clock.stage(f'2/3 train {args.model}: pretrain on the source domain (10 classes), '
-                'fine-tune on the target domain (5 classes) three ways; '
-                f'{args.jobs} runs at a time')
+    clock.stage('2/3 train: pretrain on the source domain (10 classes), fine-tune on the '
+                f'target domain (5 classes) three ways; {args.jobs} runs at a time')
     planned = plan_runs(args)
     pretrain = planned[0]
     checkpoint = planned[-1].options['load_from']
     stamp_file = osp.join(args.work_dir, 'pretrain_stamp.json')
     # what the cached checkpoint must have been made with: data, config (model), options
-    config_text = Config.fromfile(pretrain.config).pretty_text
+    config_text = Config.fromfile(PRETRAIN_CONFIG).pretty_text
     stamp = dict(data=sizes, image_size=args.image_size, seed=args.seed,
                  config_sha1=hashlib.sha1(config_text.encode()).hexdigest(),
                  options=cli_options(pretrain.options))
@@ -551,7 +508,6 @@ def run_demo(args: argparse.Namespace) -> Dict[str, Any]:
     finetuned = {name: label for name, label in labels.items() if name != pretrain.name}
     reported = report(args, curves, finetuned)
     results = dict(
-        model=args.model,
         runs={r.name: dict(label=r.label, options=cli_options(r.options),
                            seconds=seconds.get(r.name), cached=r.name not in seconds,
                            curve={str(k): v for k, v in curves[r.name].items()})
