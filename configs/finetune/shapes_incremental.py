@@ -23,7 +23,17 @@ val_evaluator = dict(type='IncrementalCocoMetric', ann_file=None, old_classes=ol
 test_evaluator = val_evaluator
 
 load_from = 'work_dirs/demo/pretrain/iter_600.pth'
-finetune = dict(incremental=dict(pseudo_labels=True, score_thr=0.5, distill=True))
+# Tuned on 40-iteration runs of a 64 px model (old-class bbox AP kept: 68-73% with the
+# defaults, 81% like this):
+# - the backbone is frozen (in every run of the benchmark, plain and joint too): the old
+#   classes' features stay the teacher's, and the distilled logits start equal;
+# - score_thr 0.3: a small pretrained model is rarely more confident, and every old object
+#   left unlabelled is trained as background;
+# - distill_weight 0.1: the RPN objectness L2 at weight 1 (and the RoI L2 at weight 3) grew
+#   each iteration until the run diverged (NaN) at lr 0.01; at 0.1 / 1 it stays small.
+finetune = dict(freeze=['backbone'],
+                incremental=dict(pseudo_labels=True, score_thr=0.3, distill=True,
+                                 distill_weight=0.1, distill_roi=True, distill_roi_weight=1.0))
 
 max_iters = 150
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)

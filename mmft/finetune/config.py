@@ -67,17 +67,30 @@ class IncrementalOptions:
         score_thr: teacher score at or above which a detection becomes a pseudo-label.
         iou_thr: a detection overlapping a labelled box by more than this IoU is dropped
             (the labelled object wins).
-        distill: L2 distillation of the teacher's old-class logits on the dense class
-            outputs (one-stage heads) and the RPN objectness (see
-            :mod:`mmft.finetune.distill`).
+        distill: distillation of the teacher's old-class outputs at all (the switch of
+            the two parts below; see :mod:`mmft.finetune.distill`).
+        distill_dense: L2 on the old-class logits of the dense class outputs (one-stage
+            heads) and the RPN objectness: ``loss_distill``.
         distill_weight: weight of ``loss_distill``.
+        distill_roi: two-stage detectors (a ``StandardRoIHead``): the teacher's RoI head
+            scores the student's sampled RoIs, and the old-class (and background) RoI
+            logits are distilled, mean-subtracted L2: ``loss_distill_roi_cls``.
+        distill_roi_bbox: also the old classes' RoI box deltas: ``loss_distill_roi_bbox``.
+        distill_roi_num: RoIs per image distilled: those the teacher finds least
+            background.
+        distill_roi_weight: weight of the RoI distillation losses.
     """
     enabled: bool = False
     pseudo_labels: bool = True
     score_thr: float = 0.5
     iou_thr: float = 0.5
     distill: bool = True
+    distill_dense: bool = True
     distill_weight: float = 1.0
+    distill_roi: bool = True
+    distill_roi_bbox: bool = True
+    distill_roi_num: int = 64
+    distill_roi_weight: float = 1.0
 
     @classmethod
     def parse(cls, value: Any) -> 'IncrementalOptions':
@@ -98,9 +111,14 @@ class IncrementalOptions:
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f'finetune.incremental.{name} is in [0, 1], got '
                                  f'{getattr(self, name)!r}')
-        if not self.distill_weight >= 0:
-            raise ValueError(f'finetune.incremental.distill_weight must be >= 0, got '
-                             f'{self.distill_weight!r}')
+        for name in ('distill_weight', 'distill_roi_weight'):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f'finetune.incremental.{name} must be >= 0, got '
+                                 f'{getattr(self, name)!r}')
+        if isinstance(self.distill_roi_num, bool) or not isinstance(self.distill_roi_num, int) \
+                or self.distill_roi_num < 1:
+            raise ValueError(f'finetune.incremental.distill_roi_num is the RoIs per image to '
+                             f'distil, an int >= 1; got {self.distill_roi_num!r}')
         return self
 
 

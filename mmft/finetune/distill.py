@@ -1,34 +1,48 @@
 """Logit distillation of the old classes, for ``finetune.incremental.distill``.
 
-The teacher (frozen pretrained model) and the student see the same batch. The student's
-dense class outputs at the old classes' channels are pulled towards the teacher's by an L2
-loss on the logits (Shmelkov et al., 2017, "Incremental Learning of Object Detectors
-without Catastrophic Forgetting", ILOD, distils the classifier logits with L2; Peng et al.,
-2020, "Faster ILOD", adds the RPN):
+The teacher (frozen pretrained model) and the student see the same batch; the student's
+old-class outputs are pulled towards the teacher's (Shmelkov et al., 2017, "Incremental
+Learning of Object Detectors without Catastrophic Forgetting", ILOD: L2 on the RoI
+classifier's logits and box deltas of the old classes; Peng et al., 2020, "Faster ILOD",
+adds the RPN). Two parts, each switchable:
 
-- **which outputs**: every layer whose class rows the heads declare (``class_rows()``,
-  one row per class: classifiers, not box regressors) and whose output is a dense map
-  ``(B, C, H, W)``, i.e. one-stage class outputs (RetinaNet's ``retina_cls``, FCOS, ATSS,
-  SSD's ``cls_convs.i``, the class rows of YOLOv3's ``convs_pred.i``), plus the RPN's
-  objectness ``rpn_head.rpn_cls`` of two-stage detectors. Channel ``k`` of a conv's output
-  is row ``k`` of its weight, so the declared rows pick the old classes' channels (and the
-  background channel of softmax layouts) in both models;
-- **not** the RoI classifier: the student's and the teacher's RoIs differ (each has its own
-  proposals), so their RoI logits are not comparable without running both on one set of
-  proposals; the old classes of RoI heads are kept by the pseudo-labels instead.
+- **dense outputs** (``distill_dense``, ``loss_distill``): every layer whose class rows the
+  heads declare (``class_rows()``, one row per class: classifiers, not box regressors) and
+  whose output is a dense map ``(B, C, H, W)``, i.e. one-stage class outputs (RetinaNet's
+  ``retina_cls``, FCOS, ATSS, SSD's ``cls_convs.i``, the class rows of YOLOv3's
+  ``convs_pred.i``), plus the RPN's objectness ``rpn_head.rpn_cls`` of two-stage
+  detectors. Channel ``k`` of a conv's output is row ``k`` of its weight, so the declared
+  rows pick the old classes' channels (and the background channel of softmax layouts) in
+  both models; plain L2 on the logits;
+- **the RoI head on shared proposals** (``distill_roi``, :class:`RoIDistiller`,
+  ``loss_distill_roi_cls`` / ``loss_distill_roi_bbox``): each model proposes its own RoIs,
+  so their RoI logits are only comparable on one set. The student's sampled RoIs of the
+  iteration (the ones its box head scores anyway) are scored by the teacher's RoI head on
+  the teacher's own features; of those, the ``num_rois`` per image the teacher finds least
+  background are distilled (ILOD samples among its 128 least-background proposals). The
+  old-class and background logits are compared mean-subtracted (ILOD's L2: a softmax is
+  blind to a shift of all logits, so is the loss), the old classes' box deltas plainly.
 
-Outputs are caught with forward hooks, so no head changes; the loss is added to the
-student's ``loss()`` dict as ``loss_distill``.
+Outputs are caught with forward hooks, so no head changes; the losses are added to the
+student's ``loss()`` dict by the training hook.
 """
 from typing import Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 
-from mmft.structures.class_rows import find_class_rows
+from mmft.structures.class_rows import ClassRows, find_class_rows
 
 #: a two-stage detector's class-free dense output distilled too (Faster ILOD)
 RPN_OBJECTNESS = 'rpn_head.rpn_cls'
+#: the RoI box head's declared classifier and regressor (StandardRoIHead layout)
+ROI_CLS, ROI_REG = 'roi_head.bbox_head.fc_cls.weight', 'roi_head.bbox_head.fc_reg.weight'
+
+
+def old_class_rows(rows: ClassRows, num_old: int) -> Tensor:
+    """Sorted rows of classes ``0 .. num_old - 1`` and the background rows of ``rows``."""
+    old = [rows.rows_of(i) for i in range(min(num_old, rows.num_classes))]
+    return torch.cat(old + [rows.background_rows()]).sort().values
 
 
 def distilled_channels(model: nn.Module, num_classes: int
@@ -41,11 +55,10 @@ def distilled_channels(model: nn.Module, num_classes: int
     out: Dict[str, Optional[Tensor]] = {}
     for key, rows in find_class_rows(model).items():
         module, _, name = key.rpartition('.')
-        # RoI heads (classifier, mask logits) see each model's own proposals: not comparable
+        # RoI heads see each model's own proposals: RoIDistiller runs both on one set
         if name != 'weight' or rows.per_class != 1 or module.startswith('roi_head.'):
             continue
-        old = [rows.rows_of(i) for i in range(min(num_classes, rows.num_classes))]
-        out[module] = torch.cat(old + [rows.background_rows()]).sort().values
+        out[module] = old_class_rows(rows, num_classes)
     modules = dict(model.named_modules())
     if RPN_OBJECTNESS in modules:
         out[RPN_OBJECTNESS] = None
@@ -126,3 +139,162 @@ def channel_maps(student: nn.Module, teacher: nn.Module, num_old: int
                          'dense class output (one-stage class layer or RPN objectness) to '
                          'distil; set distill=False')
     return s_map, {m: t_map[m] for m in s_map}
+
+
+# ------------------------------------------------------------------------- RoI head (ILOD)
+def roi_distillable(model: nn.Module) -> bool:
+    """Whether ``model`` has one box branch of StandardRoIHead's layout (``roi_head``'s
+    ``bbox_roi_extractor`` and ``bbox_head`` with a declared ``fc_cls``; not cascades)."""
+    roi_head = getattr(model, 'roi_head', None)
+    parts = [getattr(roi_head, name, None) for name in ('bbox_roi_extractor', 'bbox_head')]
+    if not all(isinstance(p, nn.Module) and not isinstance(p, nn.ModuleList) for p in parts):
+        return False
+    return ROI_CLS in find_class_rows(model)
+
+
+def least_background(teacher_cls: Tensor, image_index: Tensor, background: Tensor,
+                     num: int) -> Tensor:
+    """Indices of the ``num`` RoIs per image with the lowest teacher background probability.
+
+    Args:
+        teacher_cls: ``(K, C)`` teacher RoI logits (softmax over the columns).
+        image_index: ``(K,)`` image of each RoI (column 0 of ``rois``).
+        background: the background column(s) of ``teacher_cls``.
+        num: RoIs kept per image (all of an image's when it has fewer).
+    """
+    p_bg = teacher_cls.softmax(dim=1)[:, background.to(teacher_cls.device)].sum(dim=1)
+    keep = []
+    for image in image_index.unique():
+        inds = (image_index == image).nonzero(as_tuple=True)[0]
+        keep.append(inds[p_bg[inds].argsort()[:num]])
+    return torch.cat(keep) if keep else image_index.new_zeros(0, dtype=torch.long)
+
+
+def roi_distillation_loss(student_cls: Tensor, teacher_cls: Tensor,
+                          student_reg: Optional[Tensor] = None,
+                          teacher_reg: Optional[Tensor] = None) -> Dict[str, Tensor]:
+    """ILOD's losses on RoIs both heads scored, old-class columns already selected.
+
+    ``loss_distill_roi_cls``: mean squared difference of the logits, each RoI's logits
+    minus their mean; ``loss_distill_roi_bbox`` (with deltas): mean squared difference.
+
+    Raises:
+        ValueError: the two sides differ in shape.
+    """
+    pairs = dict(cls=(student_cls, teacher_cls))
+    if student_reg is not None:
+        pairs['bbox'] = (student_reg, teacher_reg)
+    out = {}
+    for name, (s, t) in pairs.items():
+        if t is None or s.shape != t.shape:
+            raise ValueError(f'RoI distillation: the student\'s old-class {name} outputs are '
+                             f'{tuple(s.shape)}, the teacher\'s '
+                             f'{None if t is None else tuple(t.shape)}; both heads must score '
+                             'the same RoIs with the same old classes')
+        if name == 'cls':
+            s, t = s - s.mean(dim=1, keepdim=True), t - t.mean(dim=1, keepdim=True)
+        # a batch without RoIs: a zero that keeps the graph
+        out[f'loss_distill_roi_{name}'] = ((s - t.detach()) ** 2).mean() if s.numel() \
+            else s.sum() * 0
+    return out
+
+
+class RoIDistiller:
+    """The teacher's RoI head on the student's sampled RoIs (module docstring).
+
+    Hooks record the teacher's features (its ``neck``, else ``backbone``, output) in the
+    teacher's pass over the batch, and the student's sampled RoIs and box-head outputs in
+    its training pass; :meth:`loss` then runs the teacher's RoI box branch on those RoIs.
+
+    Args:
+        student, teacher: two-stage detectors (:func:`roi_distillable`), the teacher with
+            the old classes, the student with old + new.
+        num_old: old classes (the first rows of the student's heads).
+        num_rois: RoIs distilled per image.
+        bbox: distil the old classes' box deltas too (needs class-specific ``fc_reg``).
+
+    Raises:
+        ValueError: a model without such a RoI head.
+    """
+
+    def __init__(self, student: nn.Module, teacher: nn.Module, num_old: int,
+                 num_rois: int = 64, bbox: bool = True) -> None:
+        for role, model in (('student', student), ('teacher', teacher)):
+            if not roi_distillable(model):
+                raise ValueError(f'RoI distillation: the {role} {type(model).__name__} has no '
+                                 'single box branch (roi_head.bbox_roi_extractor, '
+                                 'roi_head.bbox_head with fc_cls); set '
+                                 'finetune.incremental.distill_roi=False')
+        s_rows, t_rows = find_class_rows(student), find_class_rows(teacher)
+        self.cls_rows = (old_class_rows(s_rows[ROI_CLS], num_old),
+                         old_class_rows(t_rows[ROI_CLS], num_old))
+        self.background = t_rows[ROI_CLS].background_rows()
+        if len(self.background) == 0:
+            raise ValueError('RoI distillation picks the RoIs by the teacher\'s background '
+                             f'score, but its fc_cls has none ({t_rows[ROI_CLS].describe()}); '
+                             'set finetune.incremental.distill_roi=False')
+        self.reg_rows = None
+        if bbox and ROI_REG in s_rows and ROI_REG in t_rows:
+            self.reg_rows = (old_class_rows(s_rows[ROI_REG], num_old),
+                             old_class_rows(t_rows[ROI_REG], num_old))
+        self.teacher, self.num_rois = teacher, num_rois
+        self.rois: List[Tensor] = []
+        self.student_out: List[Tuple[Tensor, Optional[Tensor]]] = []
+        self.teacher_feats = None
+        feats = teacher.neck if getattr(teacher, 'neck', None) is not None else teacher.backbone
+        self.handles = [
+            feats.register_forward_hook(self._keep_teacher_feats),
+            student.roi_head.bbox_roi_extractor.register_forward_hook(self._keep_rois),
+            student.roi_head.bbox_head.register_forward_hook(self._keep_student_out)]
+
+    def _keep_teacher_feats(self, module, inputs, output) -> None:
+        self.teacher_feats = output
+
+    def _keep_rois(self, module, inputs, output) -> None:
+        if module.training:  # not the student's validation passes
+            self.rois.append(inputs[1])
+
+    def _keep_student_out(self, module, inputs, output) -> None:
+        if module.training:
+            self.student_out.append(output)
+
+    def clear(self) -> None:
+        """Forget the student's outputs (before its next training pass)."""
+        self.rois.clear()
+        self.student_out.clear()
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+    def loss(self) -> Dict[str, Tensor]:
+        """ILOD's losses on the student's first box-branch pass since :meth:`clear`.
+
+        Raises:
+            ValueError: the student's box branch did not run, or the teacher saw no batch.
+        """
+        if not self.rois or not self.student_out:
+            raise ValueError('RoI distillation: the student\'s RoI box head did not run in '
+                             'this training pass')
+        if self.teacher_feats is None:
+            raise ValueError('RoI distillation: the teacher has not seen the batch (its '
+                             'features are missing); run the teacher on it first')
+        rois, (s_cls, s_reg) = self.rois[0], self.student_out[0]
+        head = self.teacher.roi_head
+        t_device = next(head.bbox_head.parameters()).device
+        with torch.no_grad():
+            t_cls, t_reg = head.bbox_head(head.bbox_roi_extractor(self.teacher_feats,
+                                                                  rois.to(t_device)))
+        keep = least_background(t_cls, rois[:, 0].to(t_device), self.background, self.num_rois)
+        student_reg = teacher_reg = None
+        if self.reg_rows is not None and s_reg is not None and t_reg is not None:
+            student_reg = _rows_of(s_reg, keep, self.reg_rows[0])
+            teacher_reg = _rows_of(t_reg, keep, self.reg_rows[1]).to(s_reg.device)
+        return roi_distillation_loss(_rows_of(s_cls, keep, self.cls_rows[0]),
+                                     _rows_of(t_cls, keep, self.cls_rows[1]).to(s_cls.device),
+                                     student_reg, teacher_reg)
+
+
+def _rows_of(outputs: Tensor, rois: Tensor, columns: Tensor) -> Tensor:
+    """``outputs[rois][:, columns]`` on ``outputs``' device."""
+    return outputs[rois.to(outputs.device)][:, columns.to(outputs.device)]

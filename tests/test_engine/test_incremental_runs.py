@@ -126,6 +126,27 @@ def test_distillation_of_dense_old_class_outputs(data, pretrained, tmp_path):
     assert not hasattr(runner.model.__dict__, 'loss') and 'loss' not in runner.model.__dict__
 
 
+def test_roi_distillation_on_shared_proposals(data, pretrained, tmp_path):
+    family, _ = pretrained
+    if family != 'mask_rcnn':  # one-stage: no RoI head, so nothing to distil without dense
+        with pytest.raises(ValueError, match='nothing to distil in RetinaNet with '
+                                             'distill_dense=False'):
+            _runner(data, pretrained, tmp_path, pseudo_labels=False,
+                    distill_dense=False).train()
+        return
+    runner = _runner(data, pretrained, tmp_path, distill_dense=False, distill_roi_num=8)
+    losses = []
+    runner.register_hook(_LossProbe(losses, ('loss_distill_roi_cls', 'loss_distill_roi_bbox',
+                                             'loss_distill')), priority='LOWEST')
+    runner.train()
+    hook = next(h for h in runner.hooks if isinstance(h, IncrementalHook))
+    assert hook.recorders is None and hook.roi_distiller is None  # removed after the run
+    assert len(losses) == 2
+    for cls, bbox, dense in losses:
+        assert cls >= 0 and bbox >= 0 and dense is None
+    assert 'loss' not in runner.model.__dict__
+
+
 def test_teacher_pieces_can_be_switched_off(data, pretrained, tmp_path):
     # NumClassCheckHook (in MMDetection's SSD configs) counts the union, not the new classes
     runner = _runner(data, pretrained, tmp_path, pseudo_labels=False, distill=False,
@@ -136,8 +157,12 @@ def test_teacher_pieces_can_be_switched_off(data, pretrained, tmp_path):
 
 
 class _LossProbe(Hook):
-    def __init__(self, losses):
-        self.losses = losses
+    def __init__(self, losses, names=None):
+        self.losses, self.names = losses, names
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
-        self.losses.append(float(torch.as_tensor(outputs['loss_distill']).detach()))
+        if self.names is None:
+            self.losses.append(float(torch.as_tensor(outputs['loss_distill']).detach()))
+            return
+        self.losses.append([None if n not in outputs else
+                            float(torch.as_tensor(outputs[n]).detach()) for n in self.names])

@@ -31,6 +31,14 @@ def test_options_parse_bool_dict_and_reject_bad_values():
         FinetuneConfig.from_cfg(dict(incremental=dict(score=0.7)))
     with pytest.raises(ValueError, match=r'score_thr is in \[0, 1\]'):
         FinetuneConfig.from_cfg(dict(incremental=dict(score_thr=3)))
+    opts = FinetuneConfig.from_cfg(dict(incremental=True)).incremental
+    assert (opts.distill_dense, opts.distill_roi, opts.distill_roi_bbox, opts.distill_roi_num) \
+        == (True, True, True, 64)
+    with pytest.raises(ValueError, match=r'distill_roi_num is the RoIs per image to distil, an '
+                                         r'int >= 1; got 0'):
+        FinetuneConfig.from_cfg(dict(incremental=dict(distill_roi_num=0)))
+    with pytest.raises(ValueError, match='distill_roi_weight must be >= 0, got -1'):
+        FinetuneConfig.from_cfg(dict(incremental=dict(distill_roi_weight=-1)))
 
 
 def _cfg(**finetune):

@@ -1,6 +1,8 @@
 """tools/misc/incremental_demo.py (run_demo.py --incremental): data, runs and the table."""
 import json
 
+import pytest
+
 from tools.misc import incremental_demo as demo
 from tools.misc import run_demo
 
@@ -20,6 +22,13 @@ def test_data_labels_only_the_new_classes_in_train_new(tmp_path):
 def test_runs_differ_only_in_the_teacher_and_the_labels():
     runs = demo.incremental_runs(run_demo.Run, 'pre.pth', '/d', {}, 'pretrain')
     plain, inc, joint = (r.options for r in runs)
+    ablations = demo.incremental_runs(run_demo.Run, 'pre.pth', '/d', {}, 'pretrain', True)
+    assert [r.name for r in ablations] == ['inc_plain', 'inc_incremental', 'inc_no_pseudo',
+                                           'inc_no_distill', 'inc_no_roi', 'inc_joint']
+    for run, (key, value) in zip(ablations[2:5], (('pseudo_labels', False),
+                                                  ('distill', False), ('distill_roi', False))):
+        assert {k: v for k, v in run.options.items() if k not in inc} == \
+            {f'finetune.incremental.{key}': value}
     assert plain['finetune.incremental.pseudo_labels'] is False
     assert plain['finetune.incremental.distill'] is False
     assert 'finetune.incremental.pseudo_labels' not in inc
@@ -53,3 +62,30 @@ def test_recipe_config_counts_old_and_new_classes():
     assert cfg.model.roi_head.mask_head.num_classes == 12
     assert tuple(cfg.train_dataloader.dataset.metainfo.classes) == demo.NEW_CLASSES
     assert tuple(cfg.val_evaluator.old_classes) == demo.UNION[:10]
+
+
+@pytest.mark.slow
+def test_end_to_end_table_has_every_run_and_numbers_in_range(tmp_path):
+    argv = ['--incremental', '--work-dir', str(tmp_path / 'work'), '--data-root',
+            str(tmp_path / 'data'), '--num-train', '8', '--num-val', '4',
+            '--incremental-num-train', '8', '--image-size', '64', '--pretrain-iters', '2',
+            '--finetune-iters', '1', '--batch-size', '2', '--no-ablations']
+    numbers = run_demo.main(argv)
+    with open(tmp_path / 'work' / 'incremental_results.json') as f:
+        results = json.load(f)
+    runs = ['inc_plain', 'inc_incremental', 'inc_joint']
+    assert list(results['runs']) == runs and set(results['seconds']) == {'pretrain', *runs}
+    assert results['numbers'] == json.loads(json.dumps(numbers))
+    assert results['wall_seconds'] > 0 and results['cpu_seconds'] > 0
+    for name in runs:
+        for m in ('bbox', 'segm'):
+            for group in ('old', 'new', 'hmean'):
+                assert 0 <= numbers[name][f'{m}_{group}_mAP'] <= 1
+    assert 0 <= numbers['pretrained']['bbox_old_mAP'] <= 1
+    table = (tmp_path / 'work' / 'incremental_results.md').read_text()
+    rows = [line for line in table.splitlines() if line.startswith('| ')][1:]
+    labels = ['pretrained (10 classes)'] + list(results['runs'].values())
+    # one bbox and one segm row per run, in order
+    assert [r.split(' | ')[0][2:] for r in rows] == [label for label in labels
+                                                      for _ in range(2)]
+    assert 'Wall time' in table and 'CPU time' in table and 'load average' in table

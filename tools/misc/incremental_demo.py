@@ -3,10 +3,11 @@
 1. data under ``<data-root>/incremental`` (source domain, 12 classes): ``train.json`` labels
    every shape, ``train_new.json`` the same images with only the new classes labelled,
    ``val.json`` every shape;
-2. the demo's pretraining (cached as in the main demo), then three runs of
+2. the demo's pretraining (cached as in the main demo; alone, on every core), then runs of
    ``configs/finetune/shapes_incremental.py`` from its checkpoint, same schedule and seed:
    ``plain`` (new labels only, no teacher: it forgets), ``incremental`` (pseudo-labels +
-   distillation) and ``joint`` (all 12 classes labelled: the upper bound);
+   dense and RoI distillation), the ablations (each piece switched off; ``--no-ablations``
+   skips them) and ``joint`` (all 12 classes labelled: the upper bound);
 3. the pretrained model evaluated on the same val images (old classes), and a table of
    old-class AP (and its share of the pretrained model's), new-class AP (and its share of
    plain fine-tuning's) and their harmonic mean, in ``<work-dir>/incremental_results.md``.
@@ -14,6 +15,7 @@
 import json
 import os
 import os.path as osp
+import resource
 from typing import Any, Dict, List, Tuple
 
 from mmengine.config import Config
@@ -53,19 +55,31 @@ def _tuple(names) -> str:
     return '(' + ','.join(names) + ')'  # MMEngine's DictAction reads this as a tuple
 
 
+#: the incremental recipe with one piece switched off: name, label, options
+ABLATIONS = (
+    ('inc_no_pseudo', 'ablation: no pseudo-labels', {'pseudo_labels': False}),
+    ('inc_no_distill', 'ablation: no distillation', {'distill': False}),
+    ('inc_no_roi', 'ablation: no RoI distillation', {'distill_roi': False}),
+)
+
+
 def incremental_runs(run_cls, checkpoint: str, data_root: str, common: Dict[str, Any],
-                     after: str) -> List[Any]:
-    """plain / incremental / joint, as ``run_demo.Run`` objects."""
+                     after: str, ablations: bool = False) -> List[Any]:
+    """plain / incremental [/ ablations] / joint, as ``run_demo.Run`` objects."""
     root = data_root.rstrip('/') + '/'
     base = {'load_from': checkpoint, 'train_dataloader.dataset.data_root': root,
             'val_dataloader.dataset.data_root': root,
             'test_dataloader.dataset.data_root': root, **common}
+    off = [run_cls(name, label, CONFIG, {**base, **{f'finetune.incremental.{k}': v
+                                                    for k, v in options.items()}}, after)
+           for name, label, options in ABLATIONS] if ablations else []
     return [
         run_cls('inc_plain', 'plain fine-tuning (new labels only)', CONFIG,
                 {**base, 'finetune.incremental.pseudo_labels': False,
                  'finetune.incremental.distill': False}, after),
         run_cls('inc_incremental', 'incremental (pseudo-labels + distillation)', CONFIG,
                 dict(base), after),
+        *off,
         run_cls('inc_joint', 'joint training (all 12 labelled)', CONFIG,
                 {**base, 'finetune.incremental': False,
                  'train_dataloader.dataset.ann_file': 'train.json',
@@ -109,6 +123,13 @@ def results_table(pretrained: Dict[str, float], final: Dict[str, Dict[str, float
     return '\n'.join(rows) + '\n', numbers
 
 
+def _cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process and its finished children (the runs)."""
+    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF,
+                                                 resource.RUSAGE_CHILDREN)]
+    return sum(u.ru_utime + u.ru_stime for u in usage)
+
+
 def run(args, run_demo_module, clock) -> Dict[str, Any]:
     """The ``--incremental`` demo (see the module docstring)."""
     rd = run_demo_module
@@ -132,12 +153,14 @@ def run(args, run_demo_module, clock) -> Dict[str, Any]:
     cached = not args.force and rd.is_cached(checkpoint, stamp_file, pre_stamp)
     common = {**({'train_dataloader.batch_size': args.batch_size} if args.batch_size else {}),
               **rd.schedule_options(CONFIG, args.finetune_iters)}
-    runs = incremental_runs(rd.Run, checkpoint, data_root, common, pretrain.name)
-    seconds = rd.train_all(runs if cached else [pretrain] + runs, args.work_dir, clock,
-                           args.jobs)
-    if not cached:
+    runs = incremental_runs(rd.Run, checkpoint, data_root, common, pretrain.name,
+                            ablations=not args.no_ablations)
+    seconds = {}
+    if not cached:  # alone, with every core: the fine-tuning runs all wait for it
+        seconds = rd.train_all([pretrain], args.work_dir, clock, 1)
         with open(stamp_file, 'w', encoding='utf-8') as f:
             json.dump(pre_stamp, f, indent=1)
+    seconds.update(rd.train_all(runs, args.work_dir, clock, args.jobs))
 
     clock.stage('3/3 evaluate and report')
     pretrained = evaluate_pretrained(checkpoint, data_root,
@@ -147,14 +170,24 @@ def run(args, run_demo_module, clock) -> Dict[str, Any]:
         curve = rd.val_curve(osp.join(args.work_dir, r.name))
         final[r.name] = curve[max(curve)]
     table, numbers = results_table(pretrained, final, {r.name: r.label for r in runs})
+    cpu = _cpu_seconds()
+    ran = ', '.join(f'{name} {t:.0f} s' for name, t in seconds.items())
+    load = os.getloadavg()
+    busy = ': above the core count, other programs shared the cores' if \
+        load[1] > (os.cpu_count() or 1) else ''
     markdown = (table + f'\nData: {stamp["num_train"]} train images (12 classes; the plain and '
                 f'incremental runs see only {list(NEW_CLASSES)} labelled), {stamp["num_val"]} '
-                f'val images, {args.image_size} px, seed {args.seed}. Wall time '
-                f'{clock.elapsed:.0f} s ({", ".join(f"{k} {v:.0f} s" for k, v in seconds.items())}; '
-                f'{args.jobs} runs at a time on {os.cpu_count()} CPU cores).\n')
+                f'val images, {args.image_size} px, seed {args.seed}; pretraining '
+                f'{sizes["source"]["train"]} source images. Wall time '
+                f'{clock.elapsed:.0f} s ({ran}; '
+                f'{args.jobs} runs at a time on {os.cpu_count()} CPU cores), CPU time '
+                f'{cpu:.0f} s; load average at the end {load[0]:.1f} / {load[1]:.1f} / '
+                f'{load[2]:.1f} (1 / 5 / 15 min){busy}.\n')
     with open(osp.join(args.work_dir, 'incremental_results.md'), 'w', encoding='utf-8') as f:
         f.write(markdown)
     with open(osp.join(args.work_dir, 'incremental_results.json'), 'w', encoding='utf-8') as f:
-        json.dump(dict(numbers=numbers, seconds=seconds, data=stamp), f, indent=1)
+        json.dump(dict(numbers=numbers, seconds=seconds, data=stamp,
+                       wall_seconds=round(clock.elapsed, 1), cpu_seconds=round(cpu, 1),
+                       load_average=load, runs={r.name: r.label for r in runs}), f, indent=1)
     print('\n' + markdown)
     return numbers

@@ -477,6 +477,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                              'data labelling only those (tools/misc/incremental_demo.py)')
     parser.add_argument('--incremental-num-train', type=int, default=300,
                         help='train images of the --incremental data (12 classes)')
+    parser.add_argument('--no-ablations', action='store_true',
+                        help='--incremental: skip the runs with one piece switched off')
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error(f'--jobs must be >= 1, got {args.jobs}')

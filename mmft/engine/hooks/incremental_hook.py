@@ -11,8 +11,10 @@ the batch:
    join the gt, so unlabelled old objects are not trained as background;
 3. with ``distill``, the teacher's dense old-class logits of that pass (one-stage class
    outputs, RPN objectness) are kept, and the student's ``loss()`` gains
-   ``loss_distill`` (:mod:`mmft.finetune.distill`); the student's ``loss`` is wrapped on
-   the instance for the run and restored after it.
+   ``loss_distill``; for two-stage detectors also the teacher's features, on which its
+   RoI head scores the student's sampled RoIs: ``loss_distill_roi_cls`` / ``_bbox``
+   (:mod:`mmft.finetune.distill`). The student's ``loss`` is wrapped on the instance for
+   the run and restored after it.
 
 Working on the batch, not inside a head, makes it model-agnostic: any detector whose
 ``predict`` returns ``pred_instances`` works (two-stage, one-stage, with masks).
@@ -25,7 +27,8 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.structures import InstanceData
 
-from mmft.finetune.distill import OutputRecorder, channel_maps, distillation_loss
+from mmft.finetune.distill import (OutputRecorder, RoIDistiller, channel_maps,
+                                   distillation_loss, roi_distillable)
 from mmft.finetune.incremental import add_pseudo_labels, build_teacher, label_map
 from mmft.registry import HOOKS
 from mmft.structures.det_data_sample import DetDataSample
@@ -51,7 +54,7 @@ class IncrementalHook(Hook):
                                   classes=self.union)
         self.teacher = None
         self.num_pseudo = 0
-        self.recorders = None
+        self.recorders = self.roi_distiller = self.student = self.channels = None
         if self.options.pseudo_labels or self.options.distill:
             load_from = runner.cfg.get('load_from')
             if load_from is None:
@@ -66,35 +69,54 @@ class IncrementalHook(Hook):
             self._start_distillation(model)
         pseudo = f'on (score >= {self.options.score_thr:.2f})' if self.options.pseudo_labels \
             else 'off'
+        distilled = ([f'dense {list(self.channels[0])}'] if self.recorders else []) + \
+            ([f'RoI head on {self.options.distill_roi_num} shared RoIs per image'] if
+             self.roi_distiller else [])
         runner.logger.info(
             f'finetune.incremental: {len(self.old)} old + {len(self.union) - len(self.old)} '
             f'new classes {list(self.union)}; pseudo-labels {pseudo}; distillation '
-            f'{"on: " + str(list(self.channels[0])) if self.options.distill else "off"}')
+            f'{"on: " + "; ".join(distilled) if distilled else "off"}')
 
     def _start_distillation(self, model) -> None:
-        self.channels = channel_maps(model, self.teacher, len(self.old))
-        self.recorders = (OutputRecorder(model, list(self.channels[0]), training_only=True),
-                          OutputRecorder(self.teacher, list(self.channels[1])))
-        student_loss, weight = model.loss, self.options.distill_weight
-        student_rec, teacher_rec = self.recorders
-        channels = self.channels
+        options = self.options
+        if options.distill_dense:
+            self.channels = channel_maps(model, self.teacher, len(self.old))
+            self.recorders = (OutputRecorder(model, list(self.channels[0]), training_only=True),
+                              OutputRecorder(self.teacher, list(self.channels[1])))
+        if options.distill_roi and roi_distillable(model):
+            self.roi_distiller = RoIDistiller(model, self.teacher, len(self.old),
+                                              options.distill_roi_num, options.distill_roi_bbox)
+        if self.recorders is None and self.roi_distiller is None:
+            raise ValueError(f'finetune.incremental.distill: nothing to distil in '
+                             f'{type(model).__name__} with distill_dense=False (distill_roi '
+                             'needs a StandardRoIHead); set distill=False or distill_dense=True')
+        student_loss = model.loss
+        recorders, roi = self.recorders, self.roi_distiller
 
         def loss_with_distillation(batch_inputs, batch_data_samples):
-            student_rec.clear()
+            if recorders is not None:
+                recorders[0].clear()
+            if roi is not None:
+                roi.clear()
             losses = student_loss(batch_inputs, batch_data_samples)
-            losses['loss_distill'] = weight * distillation_loss(
-                student_rec.outputs, teacher_rec.outputs, *channels)
+            if recorders is not None:
+                losses['loss_distill'] = options.distill_weight * distillation_loss(
+                    recorders[0].outputs, recorders[1].outputs, *self.channels)
+            if roi is not None:
+                losses.update({name: options.distill_roi_weight * value
+                               for name, value in roi.loss().items()})
             return losses
 
         model.loss = loss_with_distillation  # this run only: after_train removes it
         self.student = model
 
     def after_train(self, runner) -> None:
-        if self.recorders is not None:
-            for recorder in self.recorders:
-                recorder.remove()
+        for recorder in (self.recorders or ()) + ((self.roi_distiller,) if self.roi_distiller
+                                                  else ()):
+            recorder.remove()
+        if self.student is not None:
             del self.student.loss  # the class's own loss again
-            self.recorders = None
+        self.recorders = self.roi_distiller = self.student = None
 
     def before_train_iter(self, runner, batch_idx: int, data_batch: Optional[dict] = None
                           ) -> None:
