@@ -69,3 +69,12 @@ def test_pad_mask_pads_bitmap_masks_to_batch_shape():
         m = s.gt_instances.masks
         assert (m.height, m.width) == (32, 32)
     assert out['data_samples'][1].gt_instances.masks.to_ndarray()[0, 10:, :].sum() == 0
+
+
+def test_channels_last_changes_the_layout_not_the_values():
+    data = _batch([(10, 12), (8, 9)])
+    plain = DetDataPreprocessor(pad_size_divisor=8)(data)['inputs']
+    nhwc = DetDataPreprocessor(pad_size_divisor=8, channels_last=True)(data)['inputs']
+    assert nhwc.is_contiguous(memory_format=torch.channels_last)
+    assert not plain.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(plain, nhwc)

@@ -465,6 +465,26 @@ def measure_memory(fns: Dict[str, Callable[[], None]], device: torch.device
     return peaks
 
 
+def recording_memory(fn: Callable[[], None], device: torch.device, record: List[float]
+                     ) -> Callable[[], None]:
+    """``fn`` that appends to ``record`` how far each call raised the memory peak (MB; CPU:
+    peak RSS, CUDA: peak allocated), so timed rounds measure memory at no extra calls."""
+    def call() -> None:
+        if device.type == 'cuda':
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            before = torch.cuda.memory_allocated() / 2**20
+            fn()
+            torch.cuda.synchronize()
+            record.append(torch.cuda.max_memory_allocated() / 2**20 - before)
+        else:
+            can_reset = _reset_peak_rss()
+            before = _rss_mb('VmRSS') or 0.
+            fn()
+            record.append(_peak_rss_mb(can_reset) - before)
+    return call
+
+
 def probe_memory(impl: str, args: argparse.Namespace) -> Dict[str, Dict[str, float]]:
     """Peak memory of one implementation's inference, then training step, in a process that
     holds nothing else (inference first: the larger training peak would mask it)."""
