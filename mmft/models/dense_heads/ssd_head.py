@@ -210,30 +210,32 @@ class SSDHead(BaseModule):
                              for s in cls_scores], 1)
         all_reg = torch.cat([b.permute(0, 2, 3, 1).reshape(num_imgs, -1, 4)
                              for b in bbox_preds], 1)
-        losses_cls, losses_bbox = [], []
-        for i in range(num_imgs):
-            loss_cls, loss_bbox = self._loss_single(all_cls[i], all_reg[i], anchors, labels[i],
-                                                    label_weights[i], bbox_targets[i],
-                                                    bbox_weights[i], avg_factor)
-            losses_cls.append(loss_cls)
-            losses_bbox.append(loss_bbox)
-        return dict(loss_cls=losses_cls, loss_bbox=losses_bbox)
-
-    def _loss_single(self, cls_score: Tensor, bbox_pred: Tensor, anchors: Tensor,
-                     labels: Tensor, label_weights: Tensor, bbox_targets: Tensor,
-                     bbox_weights: Tensor, avg_factor: float) -> Tuple[Tensor, Tensor]:
-        """One image: positives plus the hardest ``neg_pos_ratio * P`` negatives."""
-        loss_all = self.loss_cls(cls_score, labels) * label_weights
-        pos = ((labels >= 0) & (labels < self.num_classes)).nonzero(as_tuple=False).view(-1)
-        neg = (labels == self.num_classes).nonzero(as_tuple=False).view(-1)
-        num_neg = min(int(self.train_cfg['neg_pos_ratio'] * pos.numel()), neg.numel())
-        hard_neg, _ = loss_all[neg].topk(num_neg)
-        loss_cls = (loss_all[pos].sum() + hard_neg.sum()) / avg_factor
+        labels, label_weights = torch.stack(labels), torch.stack(label_weights)
+        # one loss over the whole batch, then per image sums: indexing each image out of the
+        # batch tensors would make autograd build (and add up) a batch-sized gradient per image
+        loss_all = self.loss_cls(all_cls.reshape(-1, self.cls_out_channels),
+                                 labels.reshape(-1)).view(num_imgs, -1) * label_weights
+        counted = self._counted_anchors(loss_all.detach(), labels)
+        loss_cls = (loss_all * counted).sum(1) / avg_factor
+        bbox_pred = all_reg.reshape(-1, 4)
         if self.reg_decoded_bbox:
-            bbox_pred = self.bbox_coder.decode(anchors, bbox_pred)
-        loss_bbox = smooth_l1_loss(bbox_pred, bbox_targets, bbox_weights,
-                                   beta=self.train_cfg['smoothl1_beta'], avg_factor=avg_factor)
-        return loss_cls[None], loss_bbox
+            bbox_pred = self.bbox_coder.decode(anchors.repeat(num_imgs, 1), bbox_pred)
+        loss_bbox = smooth_l1_loss(bbox_pred, torch.cat(bbox_targets), torch.cat(bbox_weights),
+                                   beta=self.train_cfg['smoothl1_beta'], reduction='none')
+        loss_bbox = loss_bbox.view(num_imgs, -1).sum(1) / avg_factor
+        return dict(loss_cls=list(loss_cls[:, None].unbind(0)), loss_bbox=list(loss_bbox.unbind(0)))
+
+    def _counted_anchors(self, loss_all: Tensor, labels: Tensor) -> Tensor:
+        """``(B, N)`` 0/1: each image's positives and its ``neg_pos_ratio * P`` negatives of
+        largest loss (hard negative mining)."""
+        is_pos = (labels >= 0) & (labels < self.num_classes)
+        counted = is_pos.to(loss_all.dtype)
+        for i in range(labels.size(0)):
+            neg = (labels[i] == self.num_classes).nonzero(as_tuple=False).view(-1)
+            num_neg = min(int(self.train_cfg['neg_pos_ratio'] * int(is_pos[i].sum())),
+                          neg.numel())
+            counted[i, neg[loss_all[i, neg].topk(num_neg)[1]]] = 1.0
+        return counted
 
     # ------------------------------------------------------------------ inference
     def predict(self, x: Sequence[Tensor], batch_data_samples: SampleList,
