@@ -24,8 +24,6 @@ from mmft.structures import BitmapMasks
 from tools.analysis_tools.benchmark import (NUM_CLASSES, REPO_ROOT, interleaved, make_scenes,
                                             median, mmft_step_fns)
 
-t_step_fns)
-
 BASE = osp.join(REPO_ROOT, 'configs', '_base_', 'models', 'rtmdet_tiny.py')
 
 

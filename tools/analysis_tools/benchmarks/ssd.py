@@ -1,7 +1,7 @@
 """SSD300 against torchvision's ``ssd300_vgg16``, and YOLOv3 / SSDLite throughput.
 
-    python tools/analysis_tools/benchmark.py --model ssd300|ssdlite|yolov3|yolov3-mobilenetv2|ssd-yolov3
-        [--batch 8] [--iters 5] [--warmup 1] [--threads N] [--device cpu|cuda] [--out bench.json]
+    python tools/analysis_tools/benchmark.py --model NAME [--batch 8] [--iters 5] [--warmup 1]
+        [--threads N] [--device cpu|cuda] [--out bench.json]
 
 SSD300: both models hold the same random weights (torchvision's, converted into mmft with
 the overrides of docs/model_zoo.md) and see the same 300x300 images and boxes; training
