@@ -44,15 +44,16 @@ def test_ssd_loss_counts_positives_and_three_times_as_many_hard_negatives():
 def _per_image_ssd_losses(head, cls_scores, bbox_preds, gts, metas):
     """SSD's losses computed one image at a time, straight from the definition (the former
     implementation): cross-entropy of the positives plus the 3P largest negative terms."""
-    anchors = torch.cat(head.prior_generator.grid_priors([c.shape[-2:] for c in cls_scores]))
+    sizes = [tuple(c.shape[-2:]) for c in cls_scores]
+    anchors = torch.cat(head.prior_generator.grid_priors(sizes))
     num_imgs = len(gts)
-    targets = [head._targets_single(anchors, torch.ones(len(anchors), dtype=torch.bool), gt,
-                                    None) for gt in gts]
+    targets = [head.get_targets(anchors, sizes, [gt], [meta])
+               for gt, meta in zip(gts, metas)]
     avg = float(sum(t[-1] for t in targets))
     cls = torch.cat([c.permute(0, 2, 3, 1).reshape(num_imgs, -1, 4) for c in cls_scores], 1)
     reg = torch.cat([b.permute(0, 2, 3, 1).reshape(num_imgs, -1, 4) for b in bbox_preds], 1)
     out_cls, out_bbox = [], []
-    for i, (labels, weights, bbox_targets, bbox_weights, _) in enumerate(targets):
+    for i, (labels, weights, bbox_targets, bbox_weights, _, _) in enumerate(targets):
         ce = torch.nn.functional.cross_entropy(cls[i], labels, reduction='none') * weights
         pos, neg = labels < 3, labels == 3
         hard = ce[neg].topk(min(3 * int(pos.sum()), int(neg.sum())))[0]
