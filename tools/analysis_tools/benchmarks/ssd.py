@@ -14,6 +14,7 @@ counterpart: their images per second are reported.
 """
 import argparse
 import copy
+import os
 import os.path as osp
 from typing import Callable, Dict, Sequence
 
@@ -176,8 +177,12 @@ def run(args: argparse.Namespace) -> dict:
                 results[f'{name}_{phase}'] = dict(mmft=t, images_per_s=args.batch / t)
                 print(f'{name}_{phase}: {results[f"{name}_{phase}"]}', flush=True)
         del model
-    return dict(environment=dict(device=args.device, threads=torch.get_num_threads(),
-                                 batch=args.batch, torch=torch.__version__),
+    env = dict(device=args.device, threads=torch.get_num_threads(), batch=args.batch,
+               iters=args.iters, warmup=args.warmup, torch=torch.__version__,
+               load_average_before=getattr(args, 'load_average_before', None))
+    if hasattr(os, 'getloadavg'):  # others' load on the machine: how noisy were the rounds
+        env['load_average_after'] = list(os.getloadavg())
+    return dict(environment=env,
                 results=results)
 
 
