@@ -89,3 +89,12 @@ def test_pad_seg_pads_semantic_maps_with_the_ignore_value():
     data['data_samples'][0].gt_sem_seg = PixelData(sem_seg=torch.zeros(1, 20, 30))
     out = pre(data, training=False)
     assert tuple(out['data_samples'][0].gt_sem_seg.sem_seg.shape) == (1, 20, 30)
+
+
+def test_channels_last_changes_the_layout_not_the_values():
+    data = _batch([(10, 12), (8, 9)])
+    plain = DetDataPreprocessor(pad_size_divisor=8)(data)['inputs']
+    nhwc = DetDataPreprocessor(pad_size_divisor=8, channels_last=True)(data)['inputs']
+    assert nhwc.is_contiguous(memory_format=torch.channels_last)
+    assert not plain.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(plain, nhwc)

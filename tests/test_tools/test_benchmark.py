@@ -49,3 +49,47 @@ def test_tiny_run_writes_every_figure(tmp_path, capsys):
 def test_size_argument():
     assert benchmark.parse_args(['--size', '800x1333']).size == (800, 1333)
     assert benchmark.parse_args([]).size == (512, 512)
+
+
+def test_model_picks_the_comparison_its_options_and_defaults():
+    args = benchmark.parse_args(['--model', 'retinanet', '--size', '512', '800x1333'])
+    assert args.families == ['retinanet'] and args.size == [(512, 512), (800, 1333)]
+    assert (args.iters, args.warmup, args.batch) == (3, 1, 2)
+    args = benchmark.parse_args(['--model', 'ssd300', '--iters', '2'])
+    assert args.models == ['ssd300'] and args.batch == 8 and args.iters == 2
+    assert benchmark.parse_args(['--model', 'yolov3-mobilenetv2']).models == ['yolov3_mobilenetv2']
+    assert benchmark.parse_args(['--model', 'rtmdet-tiny']).size == 320
+    # a name's own defaults win over its module's
+    args = benchmark.parse_args(['--model', 'pipeline'])
+    assert (args.size, args.iters, args.workers) == (640, 3, 2)
+    assert benchmark.parse_args(['--model', 'backbones', '--backbones', 'swin-t']).backbones == [
+        'r50', 'swin-t']
+    # every name of the table resolves to a module that serves it
+    for name in benchmark.BENCHMARKS:
+        assert benchmark.parse_args(['--model', name]).model == name
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--model', 'yolox'], 'invalid choice'),
+    (['--model', 'retinanet', '--iters', '0'], '--iters'),
+    (['--model', 'ssd300', '--infer-batch', '2'], 'unrecognized'),  # a Mask R-CNN option
+])
+def test_bad_arguments_are_named(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        benchmark.parse_args(argv)
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('name', ['rtmdet-tiny', 'yolox-s'])
+def test_real_time_models_through_the_entry_point(tmp_path, capsys, name):
+    out = tmp_path / 'bench.json'
+    extra = ['--l1'] if name == 'yolox-s' else []
+    report = benchmark.main(['--model', name, '--size', '64', '--batch', '1', '--iters', '1',
+                             '--warmup', '0', '--images', '2', '--threads', '1',
+                             '--out', str(out), *extra])
+    assert 'train_images_per_s' in capsys.readouterr().out
+    assert json.loads(out.read_text()) == report
+    assert report['environment']['model'] == name
+    assert set(report['results']) == {'train_images_per_s', 'infer_images_per_s',
+                                      'pipeline_images_per_s'}
+    assert all(v > 0 for v in report['results'].values())

@@ -1,15 +1,15 @@
-"""benchmark_backbones.py runs end to end at a tiny size; no timing is asserted."""
+"""benchmark.py --model backbones runs end to end at a tiny size; no timing is asserted."""
 import json
 import math
 
-from tools.analysis_tools import benchmark_backbones
+from tools.analysis_tools import benchmark
 
 
 def test_tiny_run_reports_every_backbone(tmp_path, capsys):
     out = tmp_path / 'bench.json'
-    benchmark_backbones.main(['--size', '64', '--batch', '1', '--objects', '2', '--iters', '1',
-                              '--warmup', '0', '--threads', '1', '--backbones', 'swin-t',
-                              '--out', str(out)])
+    benchmark.main(['--model', 'backbones', '--size', '64', '--batch', '1', '--objects', '2',
+                    '--iters', '1', '--warmup', '0', '--threads', '1', '--backbones', 'swin-t',
+                    '--out', str(out)])
     assert 'swin-t' in capsys.readouterr().out
     report = json.loads(out.read_text())
     for phase in ('train_step', 'inference'):

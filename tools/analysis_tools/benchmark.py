@@ -1,8 +1,22 @@
-"""Benchmark mmft's Mask R-CNN R50-FPN against torchvision's, on one machine in one run.
+"""Benchmark an mmft detector against its reference, on one machine in one run: the one
+entry point of every comparison in docs/benchmark.md.
 
-    python tools/analysis_tools/benchmark.py [--size 512 | --size 800x1333] [--batch 2]
-        [--threads N] [--iters 5] [--warmup 1] [--device cpu|cuda] [--amp]
-        [--mmdet-defaults] [--out bench.json]
+    python tools/analysis_tools/benchmark.py --model NAME [options] [--out bench.json]
+
+NAME picks the comparison (``BENCHMARKS``): ``mask-rcnn`` (this module, the default),
+``retinanet`` / ``fcos`` / ``one-stage`` (benchmarks/one_stage.py), ``ssd300`` / ``ssdlite``
+/ ``yolov3`` / ``yolov3-mobilenetv2`` / ``ssd-yolov3`` (benchmarks/ssd.py), ``rtmdet-tiny``
+/ ``rtmdet-ins-tiny`` / ``yolox-s`` / ``pipeline`` (benchmarks/realtime.py), ``backbones``
+(benchmarks/backbones.py); ``--help`` with a
+``--model`` lists that comparison's options. Options every comparison has (written once,
+here): ``--batch --threads --iters --warmup --device --out``; argument checks, thread
+setting, logging, seeding, printing and the JSON report happen here too. The shared timing
+helpers (:func:`interleaved`, :func:`make_scenes`, :func:`mmft_step_fns`,
+:func:`recording_memory`, ...) live in this module; benchmarks/__init__.py says how to add a
+comparison.
+
+Mask R-CNN R50-FPN (``--model mask-rcnn``, options ``[--size 512 | --size 800x1333]
+[--infer-batch 1] [--amp] [--mmdet-defaults] [--no-memory]``):
 
 Both detectors have the same random weights (torchvision's, converted into mmft) and the
 settings of docs/benchmark.md: the same input tensors, objects, thread count and, as far as
@@ -465,6 +479,26 @@ def measure_memory(fns: Dict[str, Callable[[], None]], device: torch.device
     return peaks
 
 
+def recording_memory(fn: Callable[[], None], device: torch.device, record: List[float]
+                     ) -> Callable[[], None]:
+    """``fn`` that appends to ``record`` how far each call raised the memory peak (MB; CPU:
+    peak RSS, CUDA: peak allocated), so timed rounds measure memory at no extra calls."""
+    def call() -> None:
+        if device.type == 'cuda':
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            before = torch.cuda.memory_allocated() / 2**20
+            fn()
+            torch.cuda.synchronize()
+            record.append(torch.cuda.max_memory_allocated() / 2**20 - before)
+        else:
+            can_reset = _reset_peak_rss()
+            before = _rss_mb('VmRSS') or 0.
+            fn()
+            record.append(_peak_rss_mb(can_reset) - before)
+    return call
+
+
 def probe_memory(impl: str, args: argparse.Namespace) -> Dict[str, Dict[str, float]]:
     """Peak memory of one implementation's inference, then training step, in a process that
     holds nothing else (inference first: the larger training peak would mask it)."""
@@ -726,20 +760,19 @@ def _size(text: str) -> Tuple[int, int]:
     return h, w
 
 
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Benchmark mmft's Mask R-CNN against "
-                                                 "torchvision's (see docs/benchmark.md)")
+# ------------------------------------------------------------------ Mask R-CNN's arguments
+#: ``--model`` names this module serves -> the defaults they set
+MODELS_SERVED = {'mask-rcnn': {}}
+DEFAULTS = dict(batch=2, iters=5, warmup=1)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Mask R-CNN's own options (the common ones: :func:`common_parser`)."""
     parser.add_argument('--size', type=_size, default=(512, 512),
                         help='input HxW, or one side for a square (default 512)')
-    parser.add_argument('--batch', type=int, default=2, help='training batch (default 2)')
     parser.add_argument('--infer-batch', type=int, default=1,
                         help='images per inference call (<= --batch; default 1)')
     parser.add_argument('--objects', type=int, default=8, help='objects per image (default 8)')
-    parser.add_argument('--threads', type=int, default=None,
-                        help='torch (and OpenCV) threads (default: torch default)')
-    parser.add_argument('--iters', type=int, default=5, help='timed rounds (default 5)')
-    parser.add_argument('--warmup', type=int, default=1, help='untimed rounds (default 1)')
-    parser.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
     parser.add_argument('--amp', action='store_true',
                         help='autocast: float16 with a grad scaler on CUDA, bfloat16 on CPU')
     parser.add_argument('--mmdet-defaults', action='store_true',
@@ -749,35 +782,102 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--data-shape', type=_size, default=(480, 640),
                         help='HxW of its images before the Resize (default 480x640)')
     parser.add_argument('--no-memory', action='store_true', help='skip peak memory')
-    parser.add_argument('--out', help='write the report as JSON here')
     parser.add_argument('--probe-memory', choices=('mmft', 'torchvision'),
                         help=argparse.SUPPRESS)  # internal: the CPU memory child
     parser.add_argument('--probe-weights', help=argparse.SUPPRESS)  # its mmft weights
+
+
+def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if not 1 <= args.infer_batch <= args.batch:
+        parser.error(f'--infer-batch {args.infer_batch} must be in 1..--batch ({args.batch})')
+
+
+# ------------------------------------------------------------------ the one entry point
+#: ``--model`` NAME -> the module holding that comparison (see benchmarks/__init__.py)
+BENCHMARKS = {
+    'mask-rcnn': __name__ if __name__ != '__main__' else 'tools.analysis_tools.benchmark',
+    'retinanet': 'tools.analysis_tools.benchmarks.one_stage',
+    'fcos': 'tools.analysis_tools.benchmarks.one_stage',
+    'one-stage': 'tools.analysis_tools.benchmarks.one_stage',
+    'ssd300': 'tools.analysis_tools.benchmarks.ssd',
+    'ssdlite': 'tools.analysis_tools.benchmarks.ssd',
+    'yolov3': 'tools.analysis_tools.benchmarks.ssd',
+    'yolov3-mobilenetv2': 'tools.analysis_tools.benchmarks.ssd',
+    'ssd-yolov3': 'tools.analysis_tools.benchmarks.ssd',
+    'rtmdet-tiny': 'tools.analysis_tools.benchmarks.realtime',
+    'rtmdet-ins-tiny': 'tools.analysis_tools.benchmarks.realtime',
+    'yolox-s': 'tools.analysis_tools.benchmarks.realtime',
+    'pipeline': 'tools.analysis_tools.benchmarks.realtime',
+    'backbones': 'tools.analysis_tools.benchmarks.backbones',
+}
+
+
+def _module(name: str):
+    if name == 'mask-rcnn':
+        return sys.modules[__name__]
+    import importlib
+    module = importlib.import_module(BENCHMARKS[name])
+    if name not in module.MODELS_SERVED:
+        raise RuntimeError(f'benchmark table: {BENCHMARKS[name]} does not serve --model {name} '
+                           f'(its MODELS_SERVED: {sorted(module.MODELS_SERVED)})')
+    return module
+
+
+def common_parser(model: str) -> argparse.ArgumentParser:
+    """The options every comparison has, with the defaults of ``model``'s module."""
+    parser = argparse.ArgumentParser(
+        description='Benchmark an mmft detector against its reference (docs/benchmark.md): '
+                    f'--model {"|".join(BENCHMARKS)}')
+    parser.add_argument('--model', choices=list(BENCHMARKS), default='mask-rcnn',
+                        help='which comparison (default mask-rcnn)')
+    parser.add_argument('--batch', type=int, help='training batch')
+    parser.add_argument('--threads', type=int, default=None,
+                        help='torch (and OpenCV) threads (default: torch default)')
+    parser.add_argument('--iters', type=int, help='timed rounds')
+    parser.add_argument('--warmup', type=int, help='untimed rounds')
+    parser.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
+    parser.add_argument('--out', help='write the report as JSON here')
+    return parser
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """``--model`` picks the module; its options join the common ones, its defaults apply."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument('--model', choices=list(BENCHMARKS), default='mask-rcnn')
+    model = pre.parse_known_args(argv)[0].model
+    module = _module(model)
+    parser = common_parser(model)
+    module.add_arguments(parser)
+    parser.set_defaults(**{**module.DEFAULTS, **module.MODELS_SERVED[model]})
     args = parser.parse_args(argv)
     if args.device == 'cuda' and not torch.cuda.is_available():
         parser.error('--device cuda: no CUDA device is available; use --device cpu')
-    if not 1 <= args.infer_batch <= args.batch:
-        parser.error(f'--infer-batch {args.infer_batch} must be in 1..--batch ({args.batch})')
-    if args.iters < 1 or args.warmup < 0:
-        parser.error('--iters must be >= 1 and --warmup >= 0')
+    if args.iters < 1 or args.warmup < 0 or args.batch < 1:
+        parser.error(f'--iters ({args.iters}) and --batch ({args.batch}) must be >= 1 and '
+                     f'--warmup ({args.warmup}) >= 0')
+    if hasattr(module, 'check_args'):
+        module.check_args(parser, args)
+    args.load_average_before = list(os.getloadavg()) if hasattr(os, 'getloadavg') else None
     return args
 
 
 def main(argv: Optional[List[str]] = None) -> dict:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
+    module = _module(args.model)
     if args.threads:
         torch.set_num_threads(args.threads)
         cv2.setNumThreads(args.threads)
     # MMEngine logs every parameter's initialiser at INFO
     MMLogger.get_instance('mmft-benchmark', log_level='WARNING')
+    MMLogger.get_current_instance().setLevel('ERROR')  # no init logs between timings
     register_all_modules()
     torch.manual_seed(0)
-    if args.probe_memory:
+    if args.model == 'mask-rcnn' and args.probe_memory:
         print(json.dumps(probe_memory(args.probe_memory, args)))
         return {}
-    report = run(args, argv)
-    print(format_table(report))
+    report = module.run(args, argv) if args.model == 'mask-rcnn' else module.run(args)
+    print(module.format_table(report))
     if args.out:
         with open(args.out, 'w') as f:
             json.dump(report, f, indent=2)

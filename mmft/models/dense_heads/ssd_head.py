@@ -17,30 +17,27 @@ Inference: per level the softmax scores without background, the ``nms_pre`` best
 (MMDetection 3.3.0's own SSDHead cannot run this step: it never sets the ``loss_cls`` that
 its shared predict path reads; here ``loss_cls`` is set and used by the loss.)
 """
-# When mmft's AnchorHead base lands (issue 18), SSDHead derives from it for get_anchors /
-# targets; this file is self-contained until then.
 import copy
 from typing import ClassVar, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
-from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 from torch import Tensor
 
 from mmft.registry import MODELS, TASK_UTILS
-from mmft.structures import SampleList
 from mmft.structures.class_rows import ClassRows, declare
 from ..layers import ConvModule
 from ..losses import smooth_l1_loss
 from ..layers.depthwise_separable_conv import DepthwiseSeparableConvModule
+from .anchor_head import AnchorHead
+from .base_dense_head import BaseDenseHead
 from .dense_postprocess import bbox_post_process, empty_results, filter_scores_and_topk
-from .rpn_head import _pad_shape, _valid_ignore, unpack_gt_instances
 
 
 @MODELS.register_module()
-class SSDHead(BaseModule):
-    """SSD / SSDLite head (see the module docstring).
+class SSDHead(AnchorHead):
+    """SSD / SSDLite head (see the module docstring); targets are AnchorHead's.
 
     Args:
         num_classes: foreground classes.
@@ -81,7 +78,8 @@ class SSDHead(BaseModule):
                  test_cfg: Optional[Dict] = None,
                  init_cfg: Optional[Dict] = dict(type='Xavier', layer='Conv2d',
                                                  distribution='uniform', bias=0)) -> None:
-        super().__init__(init_cfg=init_cfg)
+        # AnchorHead's layers and defaults are not SSD's: only its target code is shared
+        BaseDenseHead.__init__(self, init_cfg=init_cfg)
         self.num_classes = num_classes
         self.in_channels = list(in_channels)
         self.stacked_convs = stacked_convs
@@ -107,10 +105,6 @@ class SSDHead(BaseModule):
             sampler = train_cfg.get('sampler') or dict(type='PseudoSampler')
             self.sampler = TASK_UTILS.build(sampler, default_args=dict(context=self))
         self._init_layers()
-
-    @property
-    def anchor_generator(self):
-        return self.prior_generator
 
     def _init_layers(self) -> None:
         self.cls_convs = nn.ModuleList()
@@ -156,35 +150,6 @@ class SSDHead(BaseModule):
         return cls_scores, bbox_preds
 
     # ------------------------------------------------------------------ training
-    def loss(self, x: Sequence[Tensor], batch_data_samples: SampleList) -> Dict[str, Tensor]:
-        """``{'loss_cls': [per image], 'loss_bbox': [per image]}`` (summed by the runner)."""
-        gts, ignores, metas = unpack_gt_instances(batch_data_samples)
-        cls_scores, bbox_preds = self(x)
-        return self.loss_by_feat(cls_scores, bbox_preds, gts, metas, ignores)
-
-    def _targets_single(self, anchors: Tensor, valid: Tensor, gt: InstanceData,
-                        ignore: Optional[InstanceData]) -> Tuple[Tensor, ...]:
-        num = anchors.size(0)
-        labels = anchors.new_full((num,), self.num_classes, dtype=torch.long)
-        label_weights = anchors.new_zeros(num)
-        bbox_targets = anchors.new_zeros((num, 4))
-        bbox_weights = anchors.new_zeros((num, 4))
-        inside_idx = torch.nonzero(valid, as_tuple=False).view(-1)
-        pred = InstanceData(priors=anchors[valid])
-        gt = InstanceData(bboxes=gt.bboxes.to(anchors), labels=gt.labels.to(anchors.device))
-        assign = self.assigner.assign(pred, gt, ignore)
-        sampling = self.sampler.sample(assign, pred, gt)
-        pos, neg = inside_idx[sampling.pos_inds], inside_idx[sampling.neg_inds]
-        if pos.numel():
-            targets = sampling.pos_gt_bboxes if self.reg_decoded_bbox else \
-                self.bbox_coder.encode(sampling.pos_priors, sampling.pos_gt_bboxes)
-            bbox_targets[pos] = targets.to(bbox_targets)
-            bbox_weights[pos] = 1.0
-            labels[pos] = sampling.pos_gt_labels
-            label_weights[pos] = 1.0
-        label_weights[neg] = 1.0
-        return labels, label_weights, bbox_targets, bbox_weights, sampling.avg_factor
-
     def loss_by_feat(self, cls_scores: List[Tensor], bbox_preds: List[Tensor],
                      batch_gt_instances: List[InstanceData], batch_img_metas: List[dict],
                      batch_gt_instances_ignore: Optional[list] = None) -> Dict[str, List[Tensor]]:
@@ -193,56 +158,44 @@ class SSDHead(BaseModule):
             raise RuntimeError('SSDHead.loss needs train_cfg (assigner, neg_pos_ratio, '
                                'smoothl1_beta); build the detector with train_cfg')
         num_imgs = len(batch_img_metas)
-        ignores = batch_gt_instances_ignore or [None] * num_imgs
         featmap_sizes = [tuple(s.shape[-2:]) for s in cls_scores]
-        device = cls_scores[0].device
         anchors = torch.cat(self.prior_generator.grid_priors(
-            featmap_sizes, dtype=cls_scores[0].dtype, device=device))
-        targets = []
-        for i in range(num_imgs):
-            valid = torch.cat(self.prior_generator.valid_flags(
-                featmap_sizes, _pad_shape(batch_img_metas[i]), device))
-            targets.append(self._targets_single(anchors, valid, batch_gt_instances[i],
-                                                _valid_ignore(ignores[i])))
-        labels, label_weights, bbox_targets, bbox_weights, avg_factors = zip(*targets)
-        avg_factor = float(sum(avg_factors))
+            featmap_sizes, dtype=cls_scores[0].dtype, device=cls_scores[0].device))
+        labels, label_weights, bbox_targets, bbox_weights, _, avg_factor = self.get_targets(
+            anchors, featmap_sizes, batch_gt_instances, batch_img_metas,
+            batch_gt_instances_ignore)
         all_cls = torch.cat([s.permute(0, 2, 3, 1).reshape(num_imgs, -1, self.cls_out_channels)
                              for s in cls_scores], 1)
         all_reg = torch.cat([b.permute(0, 2, 3, 1).reshape(num_imgs, -1, 4)
                              for b in bbox_preds], 1)
-        losses_cls, losses_bbox = [], []
-        for i in range(num_imgs):
-            loss_cls, loss_bbox = self._loss_single(all_cls[i], all_reg[i], anchors, labels[i],
-                                                    label_weights[i], bbox_targets[i],
-                                                    bbox_weights[i], avg_factor)
-            losses_cls.append(loss_cls)
-            losses_bbox.append(loss_bbox)
-        return dict(loss_cls=losses_cls, loss_bbox=losses_bbox)
-
-    def _loss_single(self, cls_score: Tensor, bbox_pred: Tensor, anchors: Tensor,
-                     labels: Tensor, label_weights: Tensor, bbox_targets: Tensor,
-                     bbox_weights: Tensor, avg_factor: float) -> Tuple[Tensor, Tensor]:
-        """One image: positives plus the hardest ``neg_pos_ratio * P`` negatives."""
-        loss_all = self.loss_cls(cls_score, labels) * label_weights
-        pos = ((labels >= 0) & (labels < self.num_classes)).nonzero(as_tuple=False).view(-1)
-        neg = (labels == self.num_classes).nonzero(as_tuple=False).view(-1)
-        num_neg = min(int(self.train_cfg['neg_pos_ratio'] * pos.numel()), neg.numel())
-        hard_neg, _ = loss_all[neg].topk(num_neg)
-        loss_cls = (loss_all[pos].sum() + hard_neg.sum()) / avg_factor
+        labels, label_weights = labels.view(num_imgs, -1), label_weights.view(num_imgs, -1)
+        # one loss over the whole batch, then per image sums: indexing each image out of the
+        # batch tensors would make autograd build (and add up) a batch-sized gradient per image
+        loss_all = self.loss_cls(all_cls.reshape(-1, self.cls_out_channels),
+                                 labels.reshape(-1)).view(num_imgs, -1) * label_weights
+        counted = self._counted_anchors(loss_all.detach(), labels)
+        loss_cls = (loss_all * counted).sum(1) / avg_factor
+        bbox_pred = all_reg.reshape(-1, 4)
         if self.reg_decoded_bbox:
-            bbox_pred = self.bbox_coder.decode(anchors, bbox_pred)
+            bbox_pred = self.bbox_coder.decode(anchors.repeat(num_imgs, 1), bbox_pred)
         loss_bbox = smooth_l1_loss(bbox_pred, bbox_targets, bbox_weights,
-                                   beta=self.train_cfg['smoothl1_beta'], avg_factor=avg_factor)
-        return loss_cls[None], loss_bbox
+                                   beta=self.train_cfg['smoothl1_beta'], reduction='none')
+        loss_bbox = loss_bbox.view(num_imgs, -1).sum(1) / avg_factor
+        return dict(loss_cls=list(loss_cls[:, None].unbind(0)), loss_bbox=list(loss_bbox.unbind(0)))
+
+    def _counted_anchors(self, loss_all: Tensor, labels: Tensor) -> Tensor:
+        """``(B, N)`` 0/1: each image's positives and its ``neg_pos_ratio * P`` negatives of
+        largest loss (hard negative mining)."""
+        is_pos = (labels >= 0) & (labels < self.num_classes)
+        counted = is_pos.to(loss_all.dtype)
+        for i in range(labels.size(0)):
+            neg = (labels[i] == self.num_classes).nonzero(as_tuple=False).view(-1)
+            num_neg = min(int(self.train_cfg['neg_pos_ratio'] * int(is_pos[i].sum())),
+                          neg.numel())
+            counted[i, neg[loss_all[i, neg].topk(num_neg)[1]]] = 1.0
+        return counted
 
     # ------------------------------------------------------------------ inference
-    def predict(self, x: Sequence[Tensor], batch_data_samples: SampleList,
-                rescale: bool = False) -> List[InstanceData]:
-        """Detections per image: ``bboxes (K, 4)``, ``scores (K,)``, ``labels (K,)``."""
-        metas = [s.metainfo for s in batch_data_samples]
-        cls_scores, bbox_preds = self(x)
-        return self.predict_by_feat(cls_scores, bbox_preds, metas, rescale=rescale)
-
     def predict_by_feat(self, cls_scores: List[Tensor], bbox_preds: List[Tensor],
                         batch_img_metas: List[dict], cfg: Optional[Dict] = None,
                         rescale: bool = False, with_nms: bool = True) -> List[InstanceData]:

@@ -41,6 +41,50 @@ def test_ssd_loss_counts_positives_and_three_times_as_many_hard_negatives():
     assert better == pytest.approx(expected, rel=1e-5)
 
 
+def _per_image_ssd_losses(head, cls_scores, bbox_preds, gts, metas):
+    """SSD's losses computed one image at a time, straight from the definition (the former
+    implementation): cross-entropy of the positives plus the 3P largest negative terms."""
+    sizes = [tuple(c.shape[-2:]) for c in cls_scores]
+    anchors = torch.cat(head.prior_generator.grid_priors(sizes))
+    num_imgs = len(gts)
+    targets = [head.get_targets(anchors, sizes, [gt], [meta])
+               for gt, meta in zip(gts, metas)]
+    avg = float(sum(t[-1] for t in targets))
+    cls = torch.cat([c.permute(0, 2, 3, 1).reshape(num_imgs, -1, 4) for c in cls_scores], 1)
+    reg = torch.cat([b.permute(0, 2, 3, 1).reshape(num_imgs, -1, 4) for b in bbox_preds], 1)
+    out_cls, out_bbox = [], []
+    for i, (labels, weights, bbox_targets, bbox_weights, _, _) in enumerate(targets):
+        ce = torch.nn.functional.cross_entropy(cls[i], labels, reduction='none') * weights
+        pos, neg = labels < 3, labels == 3
+        hard = ce[neg].topk(min(3 * int(pos.sum()), int(neg.sum())))[0]
+        out_cls.append((ce[pos].sum() + hard.sum()) / avg)
+        diff = (reg[i] - bbox_targets).abs()
+        out_bbox.append((torch.where(diff < 1, 0.5 * diff ** 2, diff - 0.5) * bbox_weights).sum()
+                        / avg)
+    return out_cls, out_bbox
+
+
+def test_ssd_batch_loss_equals_the_per_image_definition_with_its_gradients():
+    head = ssd_head()
+    torch.manual_seed(0)
+    cls = torch.randn(3, 4 * 4, 2, 2, requires_grad=True)
+    reg = torch.randn(3, 4 * 4, 2, 2, requires_grad=True)
+    gts = [InstanceData(bboxes=torch.tensor([[0., 0., 16., 16.], [10., 12., 30., 31.]]),
+                        labels=torch.tensor([1, 2])),
+           InstanceData(bboxes=torch.tensor([[4., 2., 20., 18.]]), labels=torch.tensor([0])),
+           InstanceData(bboxes=torch.zeros(0, 4), labels=torch.zeros(0, dtype=torch.long))]
+    losses = head.loss_by_feat([cls], [reg], gts, [META] * 3)
+    assert [tuple(t.shape) for t in losses['loss_cls']] == [(1,)] * 3
+    got = torch.autograd.grad(sum(sum(v) for v in losses.values()), (cls, reg))
+    ref_cls, ref_bbox = _per_image_ssd_losses(head, [cls], [reg], gts, [META] * 3)
+    for a, b in zip(losses['loss_cls'] + losses['loss_bbox'], ref_cls + ref_bbox):
+        torch.testing.assert_close(a.reshape(()), b, rtol=1e-6, atol=1e-7)
+    assert ref_cls[0].item() > 0 and ref_bbox[1].item() > 0 and ref_cls[2].item() == 0
+    want = torch.autograd.grad(sum(ref_cls) + sum(ref_bbox), (cls, reg))
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+
+
 def test_ssd_loss_without_ground_truth_is_zero_not_nan():
     head = ssd_head()
     empty = InstanceData(bboxes=torch.zeros(0, 4), labels=torch.zeros(0, dtype=torch.long))

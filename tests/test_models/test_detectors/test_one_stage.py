@@ -315,3 +315,34 @@ def test_empty_gt_gives_only_background_losses():
         assert losses['loss_cls'].item() > 0
         assert losses['loss_bbox'].item() == 0
         sum(losses.values()).backward()  # the graph stays connected without positives
+
+
+@pytest.mark.parametrize('family', ['retinanet', 'fcos', 'atss'])
+def test_channels_last_gives_the_default_layouts_losses_grads_and_detections(family):
+    """The speed option of DetDataPreprocessor changes the memory layout only."""
+    model = _small(family)
+    data = _batch(*[_scene(**kw) for kw in SCENES])
+    results = []
+    for channels_last in (False, True):
+        model.data_preprocessor.channels_last = channels_last
+        model.train()
+        model.zero_grad()
+        batch = model.data_preprocessor(data, True)
+        losses = model(**batch, mode='loss')
+        sum(losses.values()).backward()
+        grads = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+        model.eval()
+        with torch.no_grad():
+            preds = model.test_step(data)
+        results.append((losses, grads, preds))
+    (l0, g0, p0), (l1, g1, p1) = results
+    for key in l0:
+        torch.testing.assert_close(l1[key], l0[key], rtol=1e-4, atol=1e-6)
+    assert len(g0) == len(g1) > 0
+    for a, b in zip(g0, g1):
+        torch.testing.assert_close(b, a, rtol=1e-3, atol=1e-5)
+    for a, b in zip(p0, p1):
+        torch.testing.assert_close(b.pred_instances.scores, a.pred_instances.scores,
+                                   rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(b.pred_instances.bboxes, a.pred_instances.bboxes,
+                                   rtol=1e-4, atol=1e-3)

@@ -1,40 +1,31 @@
-"""Benchmark mmft's SSD300 against torchvision's ``ssd300_vgg16``, and YOLOv3 / SSDLite
-throughput, on one machine in one run.
+"""SSD300 against torchvision's ``ssd300_vgg16``, and YOLOv3 / SSDLite throughput.
 
-    python tools/analysis_tools/benchmark_ssd.py [--batch 8] [--iters 5] [--warmup 1]
-        [--threads N] [--device cpu|cuda] [--models ssd300 yolov3 yolov3_mobilenetv2 ssdlite]
-        [--out bench_ssd.json]
+    python tools/analysis_tools/benchmark.py --model NAME [--batch 8] [--iters 5] [--warmup 1]
+        [--threads N] [--device cpu|cuda] [--out bench.json]
 
 SSD300: both models hold the same random weights (torchvision's, converted into mmft with
 the overrides of docs/model_zoo.md) and see the same 300x300 images and boxes; training
-steps use SGD with lr=0, so every round does the same work. The two implementations are
-timed alternately round after round with :func:`benchmark.interleaved` (medians over
-``--iters`` rounds); the ratio is mmft's time over torchvision's (lower is better for mmft;
-the goal is <= 0.8). YOLOv3 (Darknet-53 at 608 and MobileNetV2 at 416) and SSDLite (320)
-have no torchvision counterpart: their images per second are reported.
+steps use SGD with lr=0, so every round does the same work. mmft (in the default layout and
+with ``DetDataPreprocessor.channels_last``) and torchvision are timed alternately round after
+round with :func:`benchmark.interleaved` (medians over ``--iters`` rounds); the ratio is
+mmft's time over torchvision's (lower is better for mmft; the goal is <= 0.8). YOLOv3
+(Darknet-53 at 608 and MobileNetV2 at 416) and SSDLite (320) have no torchvision
+counterpart: their images per second are reported.
 """
 import argparse
 import copy
-import json
+import os
 import os.path as osp
-import sys
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, Sequence
 
 import torch
+from mmengine.config import Config
+from mmengine.optim import OptimWrapper
+from mmengine.registry import DefaultScope
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if REPO_ROOT not in sys.path:  # run as a script: make mmft importable from the checkout
-    sys.path.insert(0, REPO_ROOT)
-
-from mmengine.config import Config  # noqa: E402
-from mmengine.logging import MMLogger  # noqa: E402
-from mmengine.optim import OptimWrapper  # noqa: E402
-from mmengine.registry import DefaultScope  # noqa: E402
-
-from mmft.checkpoint.converters import convert_torchvision  # noqa: E402
-from mmft.registry import MODELS  # noqa: E402
-from mmft.utils import register_all_modules  # noqa: E402
-from tools.analysis_tools.benchmark import (interleaved, make_scenes, median,  # noqa: E402
+from mmft.checkpoint.converters import convert_torchvision
+from mmft.registry import MODELS
+from tools.analysis_tools.benchmark import (REPO_ROOT, interleaved, make_scenes, median,
                                             mmft_batch, torchvision_batch)
 
 SSD300_CONFIG = osp.join(REPO_ROOT, 'configs', '_base_', 'models', 'ssd300.py')
@@ -103,14 +94,17 @@ def model_cfg(name: str) -> dict:
     return cfg.model.to_dict()
 
 
-def mmft_fns(model: torch.nn.Module, scenes: Sequence[dict]) -> Dict[str, Callable[[], None]]:
+def mmft_fns(model: torch.nn.Module, scenes: Sequence[dict], channels_last: bool = False
+             ) -> Dict[str, Callable[[], None]]:
     optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.0))
 
     def train() -> None:
+        model.data_preprocessor.channels_last = channels_last
         model.train()
         model.train_step(mmft_batch(scenes, with_gt=True), optim)
 
     def infer() -> None:
+        model.data_preprocessor.channels_last = channels_last
         model.eval()
         with torch.no_grad():
             model.test_step(mmft_batch(scenes, with_gt=False))
@@ -138,9 +132,20 @@ def torchvision_fns(model: torch.nn.Module, scenes: Sequence[dict], device: torc
     return dict(train=train, infer=infer)
 
 
+#: ``--model`` names served here -> the defaults they set
+MODELS_SERVED = {'ssd300': dict(models=['ssd300']), 'ssdlite': dict(models=['ssdlite']),
+                 'yolov3': dict(models=['yolov3']),
+                 'yolov3-mobilenetv2': dict(models=['yolov3_mobilenetv2']),
+                 'ssd-yolov3': dict(models=list(SIZES))}
+DEFAULTS = dict(batch=8, iters=5, warmup=1)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--models', nargs='+', default=list(SIZES), choices=list(SIZES),
+                        help=argparse.SUPPRESS)  # set by --model
+
+
 def run(args: argparse.Namespace) -> dict:
-    torch.manual_seed(0)
-    torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     results: Dict[str, dict] = {}
     for name in args.models:
@@ -153,12 +158,17 @@ def run(args: argparse.Namespace) -> dict:
                                                            weights_backbone=None).to(device)
             model.load_state_dict(convert_torchvision(tv.state_dict()).state_dict)
             ours, theirs = mmft_fns(model, scenes), torchvision_fns(tv, scenes, device)
+            nhwc = mmft_fns(model, scenes, channels_last=True)
             for phase in ('train', 'infer'):
-                times = interleaved({'mmft': ours[phase], 'torchvision': theirs[phase]},
+                times = interleaved({'mmft': ours[phase], 'mmft_channels_last': nhwc[phase],
+                                     'torchvision': theirs[phase]},
                                     args.iters, args.warmup, device)
-                mm, tvt = median(times['mmft']), median(times['torchvision'])
-                results[f'ssd300_{phase}'] = dict(mmft=mm, torchvision=tvt, ratio=mm / tvt)
-                print(f'ssd300_{phase}: {results[f"ssd300_{phase}"]}', flush=True)
+                tvt = median(times['torchvision'])
+                for impl, key in (('mmft', f'ssd300_{phase}'),
+                                  ('mmft_channels_last', f'ssd300_{phase}_channels_last')):
+                    mm = median(times[impl])
+                    results[key] = dict(mmft=mm, torchvision=tvt, ratio=mm / tvt)
+                    print(f'{key}: {results[key]}', flush=True)
         else:
             fns = mmft_fns(model, scenes)
             for phase in ('train', 'infer'):
@@ -167,8 +177,12 @@ def run(args: argparse.Namespace) -> dict:
                 results[f'{name}_{phase}'] = dict(mmft=t, images_per_s=args.batch / t)
                 print(f'{name}_{phase}: {results[f"{name}_{phase}"]}', flush=True)
         del model
-    return dict(environment=dict(device=args.device, threads=args.threads, batch=args.batch,
-                                 torch=torch.__version__),
+    env = dict(device=args.device, threads=torch.get_num_threads(), batch=args.batch,
+               iters=args.iters, warmup=args.warmup, torch=torch.__version__,
+               load_average_before=getattr(args, 'load_average_before', None))
+    if hasattr(os, 'getloadavg'):  # others' load on the machine: how noisy were the rounds
+        env['load_average_after'] = list(os.getloadavg())
+    return dict(environment=env,
                 results=results)
 
 
@@ -181,31 +195,3 @@ def format_table(report: dict) -> str:
         ratio = f"{r['ratio']:.2f}" if 'ratio' in r else '-'
         lines.append(f"| {key} | {r['mmft']:.3f} | {tv} | {ratio} | {images:.1f} |")
     return '\n'.join(lines)
-
-
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--batch', type=int, default=8)
-    parser.add_argument('--iters', type=int, default=5)
-    parser.add_argument('--warmup', type=int, default=1)
-    parser.add_argument('--threads', type=int, default=torch.get_num_threads())
-    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    parser.add_argument('--models', nargs='+', default=list(SIZES), choices=list(SIZES))
-    parser.add_argument('--out', help='write the report as json here')
-    return parser.parse_args(argv)
-
-
-def main(argv: Optional[List[str]] = None) -> dict:
-    args = parse_args(argv)
-    register_all_modules()
-    MMLogger.get_current_instance().setLevel('ERROR')  # no init logs between timings
-    report = run(args)
-    print(format_table(report))
-    if args.out:
-        with open(args.out, 'w') as f:
-            json.dump(report, f, indent=2)
-    return report
-
-
-if __name__ == '__main__':
-    main()

@@ -1,42 +1,34 @@
-"""Benchmark mmft's RetinaNet and FCOS (R50-FPN) against torchvision's, on one machine in one run.
+"""RetinaNet and FCOS (R50-FPN): mmft against torchvision's, at one or more sizes.
 
-    python tools/analysis_tools/benchmark_one_stage.py [--sizes 512 800x1333] [--batch 2]
-        [--families retinanet fcos] [--threads N] [--iters 3] [--warmup 1]
-        [--device cpu|cuda] [--amp] [--no-memory] [--out bench.json]
+    python tools/analysis_tools/benchmark.py --model retinanet|fcos|one-stage
+        [--size 512 800x1333] [--batch 2] [--layouts default channels_last] [--threads N]
+        [--iters 3] [--warmup 1] [--device cpu|cuda] [--amp] [--no-memory] [--out bench.json]
 
 For each family and size: both detectors have the same random weights (torchvision's,
 converted into mmft) and mmft runs with the overrides of docs/model_zoo.md that reproduce
 torchvision's model, plus torchvision's fine-tuning settings (frozen BN, stem and layer1
-frozen) and its training choices where mmft has them (FCOS: centre sampling, GIoU). The
-timing helpers of benchmark.py are used as they are: the same scenes and inputs, SGD with
-lr=0, implementations alternating round by round, medians over ``--iters``. Ratios are time
-ratios mmft / torchvision (lower is better for mmft). Memory: peak allocated on CUDA; on CPU
-how far the process' resident set rose during the call (both implementations share the
-process, so the CPU figure is indicative).
+frozen) and its training choices where mmft has them (FCOS: centre sampling, GIoU). mmft is
+timed in each of ``--layouts`` (``DetDataPreprocessor.channels_last`` off / on); the
+implementations alternate round by round (:func:`benchmark.interleaved`), medians over
+``--iters``. Ratios are time ratios mmft / torchvision (lower is better for mmft). Memory is
+recorded during the timed rounds: on CUDA the peak allocated above what was held before the
+call, on CPU how far the process' peak resident set rose during the call (all
+implementations share the process, so the CPU figure is indicative).
 """
 import argparse
 import json
 import os
-import sys
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, Tuple
 
 import torch
+from mmengine.config import Config
+from terminaltables import AsciiTable
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-if REPO_ROOT not in sys.path:  # run as a script: make mmft and benchmark.py importable
-    sys.path.insert(0, REPO_ROOT)
-
-from tools.analysis_tools.benchmark import (_pair, _size, interleaved, make_scenes,  # noqa: E402
-                                            measure_memory, mmft_step_fns,
+from mmft.checkpoint.converters.torchvision import convert_torchvision
+from mmft.registry import MODELS
+from tools.analysis_tools.benchmark import (REPO_ROOT, _pair, _size, interleaved, make_scenes,
+                                            mmft_step_fns, recording_memory,
                                             torchvision_step_fns)
-
-from mmengine.config import Config  # noqa: E402
-from mmengine.logging import MMLogger  # noqa: E402
-from terminaltables import AsciiTable  # noqa: E402
-
-from mmft.checkpoint.converters.torchvision import convert_torchvision  # noqa: E402
-from mmft.registry import MODELS  # noqa: E402
-from mmft.utils import register_all_modules  # noqa: E402
 
 FAMILIES = ('retinanet', 'fcos')
 BASE = {'retinanet': 'retinanet_r50_fpn.py', 'fcos': 'fcos_r50-caffe_fpn_gn-head.py'}
@@ -44,6 +36,8 @@ TV_SIZES = [[32, 40, 50], [64, 80, 101], [128, 161, 203], [256, 322, 406], [512,
 # random weights score every class ~0.01 (the focal prior): keep every candidate above 0, so
 # both sides decode and NMS the full top-k, as on a busy image
 SCORE_THR = 0.0
+#: mmft's data layouts (``DetDataPreprocessor.channels_last``) -> implementation name
+IMPL = {'default': 'mmft', 'channels_last': 'mmft_channels_last'}
 
 
 def mmft_overrides(family: str) -> dict:
@@ -106,38 +100,70 @@ def build_mmft(family: str, weights: Dict[str, torch.Tensor], device: torch.devi
     return model.to(device)
 
 
+def with_layout(model: torch.nn.Module, fn: Callable[[], None], channels_last: bool
+                ) -> Callable[[], None]:
+    """``fn`` run with mmft's data preprocessor set to the given memory layout."""
+    def call() -> None:
+        model.data_preprocessor.channels_last = channels_last
+        fn()
+    return call
+
+
 def measure(family: str, size: Tuple[int, int], args: argparse.Namespace) -> dict:
-    """Train step (batch) and inference (per image) times, and memory, of both."""
+    """Train step (batch) and inference (1 image) times and memory of torchvision's model and
+    of mmft's in each of ``args.layouts``; memory is recorded during the timed rounds."""
     device = torch.device(args.device)
     scenes = make_scenes(args.batch, size, args.objects)
     tv = build_torchvision(family, size, device)
     mm = build_mmft(family, convert_torchvision(tv.state_dict()).state_dict, device)
-    mm_train, mm_infer = mmft_step_fns(mm, scenes, device, args.amp)
-    tv_train, tv_infer = torchvision_step_fns(tv, scenes, device, args.amp)
     out = {}
-    times = interleaved({'mmft': mm_train, 'torchvision': tv_train}, args.iters, args.warmup,
-                        device)
-    out['train_step'] = _pair(times, 'mmft', 'torchvision')
-    infer_scenes = scenes[:1]
-    mm_infer = mmft_step_fns(mm, infer_scenes, device, args.amp)[1]
-    tv_infer = torchvision_step_fns(tv, infer_scenes, device, args.amp)[1]
-    times = interleaved({'mmft': mm_infer, 'torchvision': tv_infer}, args.iters, args.warmup,
-                        device)
-    out['inference'] = _pair(times, 'mmft', 'torchvision')
+    for phase, phase_scenes in (('train_step', scenes), ('inference', scenes[:1])):
+        pick = 0 if phase == 'train_step' else 1
+        fns = {IMPL[layout]: with_layout(mm, mmft_step_fns(mm, phase_scenes, device,
+                                                           args.amp)[pick],
+                                         layout == 'channels_last')
+               for layout in args.layouts}
+        fns['torchvision'] = torchvision_step_fns(tv, phase_scenes, device, args.amp)[pick]
+        memory = {impl: [] for impl in fns}
+        if not args.no_memory:
+            fns = {impl: recording_memory(fn, device, memory[impl]) for impl, fn in fns.items()}
+        times = interleaved(fns, args.iters, args.warmup, device)
+        for impl in fns:
+            if impl != 'torchvision':
+                key = phase if impl == 'mmft' else f'{phase}_channels_last'
+                out[key] = _pair(times, impl, 'torchvision')
+        if not args.no_memory:
+            # the largest rise of the timed rounds (warm-up rounds excluded)
+            out.setdefault('memory_mb', {})[phase] = {
+                impl: max(m[args.warmup:]) for impl, m in memory.items()}
     if not args.no_memory:
-        mem = {impl: measure_memory({'train_step': fns[0], 'inference': fns[1]}, device)
-               for impl, fns in (('mmft', (mm_train, mm_infer)),
-                                 ('torchvision', (tv_train, tv_infer)))}
-        key = 'peak' if device.type == 'cuda' else 'step'
-        out['memory_mb'] = {phase: {impl: mem[impl][phase][key] for impl in mem}
-                            for phase in ('train_step', 'inference')}
-        out['memory_mb']['kind'] = 'peak allocated' if device.type == 'cuda' else 'RSS rise'
+        out['memory_mb']['kind'] = ('peak allocated' if device.type == 'cuda'
+                                    else 'peak RSS rise')
     return out
+
+
+#: ``--model`` names served here -> the defaults they set
+MODELS_SERVED = {'retinanet': dict(families=['retinanet']), 'fcos': dict(families=['fcos']),
+                 'one-stage': dict(families=list(FAMILIES))}
+DEFAULTS = dict(iters=3, warmup=1, batch=2)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--size', type=_size, nargs='+', default=[(512, 512), (800, 1333)],
+                        help='input sizes HxW or one side (default 512 800x1333)')
+    parser.add_argument('--families', nargs='+', choices=FAMILIES, default=list(FAMILIES),
+                        help=argparse.SUPPRESS)  # set by --model
+    parser.add_argument('--layouts', nargs='+', choices=list(IMPL), default=list(IMPL),
+                        help="mmft's input memory layouts to time (DetDataPreprocessor."
+                             'channels_last; default both)')
+    parser.add_argument('--objects', type=int, default=8, help='objects per image (default 8)')
+    parser.add_argument('--amp', action='store_true', help='autocast (fp16 CUDA, bf16 CPU)')
+    parser.add_argument('--no-memory', action='store_true', help='skip memory')
 
 
 def run(args: argparse.Namespace) -> dict:
     results = {}
-    for size in args.sizes:
+    for size in args.size:
         for family in args.families:
             name = f'{family} {size[0]}x{size[1]}'
             results[name] = measure(family, size, args)
@@ -148,11 +174,13 @@ def run(args: argparse.Namespace) -> dict:
     env = dict(torch=torch.__version__, torchvision=torchvision.__version__,
                mmengine=mmengine.__version__, threads=torch.get_num_threads(),
                device=args.device, batch=args.batch, objects=args.objects, iters=args.iters,
-               warmup=args.warmup, amp=args.amp, cpu_count=os.cpu_count())
+               warmup=args.warmup, amp=args.amp, cpu_count=os.cpu_count(),
+               layouts=args.layouts)
     if args.device == 'cuda':
         env['gpu'] = torch.cuda.get_device_name()
     if hasattr(os, 'getloadavg'):
         env['load_average_after'] = list(os.getloadavg())
+        env['load_average_before'] = args.load_average_before
     return dict(environment=env, results=results,
                 settings={f: mmft_overrides(f) for f in args.families})
 
@@ -165,55 +193,20 @@ def format_table(report: dict) -> str:
     for name, r in report['results'].items():
         for what, label in (('train_step', 'train step (batch)'),
                             ('inference', 'inference (1 image)')):
-            rows.append([name, label, ms(r[what]['mmft']), ms(r[what]['torchvision']),
-                         f"{r[what]['ratio']:.2f}"])
+            for suffix, layout in (('', ''), ('_channels_last', ', channels_last')):
+                if what + suffix in r:
+                    pair = r[what + suffix]
+                    rows.append([name, label + layout, ms(pair['mmft']),
+                                 ms(pair['torchvision']), f"{pair['ratio']:.2f}"])
         for phase, m in {k: v for k, v in r.get('memory_mb', {}).items()
                          if k != 'kind'}.items():
-            rows.append([name, f"{r['memory_mb']['kind']}, {phase.replace('_', ' ')}",
-                         f"{m['mmft']:.0f} MB", f"{m['torchvision']:.0f} MB",
-                         f"{m['mmft'] / m['torchvision']:.2f}" if m['torchvision'] > 0 else '-'])
+            for impl in (i for i in IMPL.values() if i in m):
+                layout = ', channels_last' if impl != 'mmft' else ''
+                rows.append([name, f"{r['memory_mb']['kind']}, {phase.replace('_', ' ')}"
+                                   f"{layout}", f"{m[impl]:.0f} MB",
+                             f"{m['torchvision']:.0f} MB",
+                             f"{m[impl] / m['torchvision']:.2f}" if m['torchvision'] > 0
+                             else '-'])
     env = report['environment']
     return AsciiTable(rows, title=f" batch {env['batch']}, {env['threads']} threads, "
                                   f"{env['device']} ").table
-
-
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Benchmark mmft's RetinaNet and FCOS against "
-                                                 "torchvision's (see docs/benchmark.md)")
-    parser.add_argument('--sizes', type=_size, nargs='+', default=[(512, 512), (800, 1333)],
-                        help='input sizes HxW or one side (default 512 800x1333)')
-    parser.add_argument('--families', nargs='+', choices=FAMILIES, default=list(FAMILIES))
-    parser.add_argument('--batch', type=int, default=2, help='training batch (default 2)')
-    parser.add_argument('--objects', type=int, default=8, help='objects per image (default 8)')
-    parser.add_argument('--threads', type=int, default=None, help='torch threads')
-    parser.add_argument('--iters', type=int, default=3, help='timed rounds (default 3)')
-    parser.add_argument('--warmup', type=int, default=1, help='untimed rounds (default 1)')
-    parser.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
-    parser.add_argument('--amp', action='store_true', help='autocast (fp16 CUDA, bf16 CPU)')
-    parser.add_argument('--no-memory', action='store_true', help='skip memory')
-    parser.add_argument('--out', help='write the report as JSON here')
-    args = parser.parse_args(argv)
-    if args.device == 'cuda' and not torch.cuda.is_available():
-        parser.error('--device cuda: no CUDA device is available; use --device cpu')
-    if args.iters < 1 or args.warmup < 0 or args.batch < 1:
-        parser.error('--iters and --batch must be >= 1 and --warmup >= 0')
-    return args
-
-
-def main(argv: Optional[List[str]] = None) -> dict:
-    args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    MMLogger.get_instance('mmft-benchmark', log_level='WARNING')
-    register_all_modules()
-    torch.manual_seed(0)
-    report = run(args)
-    print(format_table(report))
-    if args.out:
-        with open(args.out, 'w') as f:
-            json.dump(report, f, indent=2)
-    return report
-
-
-if __name__ == '__main__':
-    main()

@@ -1,6 +1,6 @@
 """Time Mask R-CNN with other backbones against the ResNet-50 one, on one machine in one run.
 
-    python tools/analysis_tools/benchmark_backbones.py [--size 512] [--batch 2]
+    python tools/analysis_tools/benchmark.py --model backbones [--size 512] [--batch 2]
         [--backbones r50 swin-t x101-32x4d regnetx-3.2gf hrnetv2p-w18 r50-dcn]
         [--threads N] [--iters 5] [--warmup 1] [--device cpu|cuda] [--out bench.json]
 
@@ -12,25 +12,16 @@ batch, so every round does the same work; the steps alternate round after round
 the configs' (ResNets: stem and stage 1 frozen, BN in eval; Swin: nothing frozen).
 """
 import argparse
-import json
 import os.path as osp
-import sys
-from typing import Dict, List, Optional
+from typing import Dict
 
 import torch
+from mmengine.config import Config
 from terminaltables import AsciiTable
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if REPO_ROOT not in sys.path:  # run as a script: make mmft importable from the checkout
-    sys.path.insert(0, REPO_ROOT)
-
-from mmengine.config import Config  # noqa: E402
-from mmengine.logging import MMLogger  # noqa: E402
-
-from mmft.registry import MODELS  # noqa: E402
-from mmft.utils import register_all_modules  # noqa: E402
-from tools.analysis_tools.benchmark import (_size, interleaved, make_scenes,  # noqa: E402
-                                            median, mmft_step_fns)
+from mmft.registry import MODELS
+from tools.analysis_tools.benchmark import (REPO_ROOT, _size, interleaved, make_scenes, median,
+                                            mmft_step_fns)
 
 MODELS_DIR = osp.join(REPO_ROOT, 'configs', '_base_', 'models')
 #: name -> base model config (all Mask R-CNN but HRNet's, which MMDetection pairs with
@@ -88,44 +79,19 @@ def format_table(report: dict) -> str:
     return AsciiTable(rows, title).table
 
 
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description='Time Mask R-CNN train / inference steps per backbone against R50')
+#: ``--model`` names served here -> the defaults they set
+MODELS_SERVED = {'backbones': {}}
+DEFAULTS = dict(batch=2, iters=5, warmup=1)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--size', type=_size, default=(512, 512),
                         help='input HxW, or one side for a square (default 512)')
-    parser.add_argument('--batch', type=int, default=2, help='batch (default 2)')
     parser.add_argument('--objects', type=int, default=8, help='objects per image (default 8)')
     parser.add_argument('--backbones', nargs='+', default=['r50', 'swin-t'],
                         choices=sorted(BACKBONES), help='default: r50 swin-t')
-    parser.add_argument('--threads', type=int, default=None)
-    parser.add_argument('--iters', type=int, default=5, help='timed rounds (default 5)')
-    parser.add_argument('--warmup', type=int, default=1, help='untimed rounds (default 1)')
-    parser.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
-    parser.add_argument('--out', help='write the report as JSON here')
-    args = parser.parse_args(argv)
-    if args.device == 'cuda' and not torch.cuda.is_available():
-        parser.error('--device cuda: no CUDA device is available; use --device cpu')
-    if args.iters < 1 or args.warmup < 0:
-        parser.error('--iters must be >= 1 and --warmup >= 0')
+
+
+def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if 'r50' not in args.backbones:
         args.backbones = ['r50'] + list(args.backbones)  # the reference of every ratio
-    return args
-
-
-def main(argv: Optional[List[str]] = None) -> dict:
-    args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    MMLogger.get_instance('mmft-benchmark', log_level='WARNING')
-    register_all_modules()
-    torch.manual_seed(0)
-    report = run(args)
-    print(format_table(report))
-    if args.out:
-        with open(args.out, 'w') as f:
-            json.dump(report, f, indent=2)
-    return report
-
-
-if __name__ == '__main__':
-    main()
