@@ -63,31 +63,18 @@ class DynamicSoftLabelAssigner:
     def assign(self, pred_instances: InstanceData, gt_instances: InstanceData,
                gt_instances_ignore: Optional[InstanceData] = None, **kwargs) -> AssignResult:
         """Assign every prior of ``pred_instances`` (``priors``, ``bboxes``, ``scores``)."""
-        gt_bboxes = gt_instances.bboxes
-        gt_labels = gt_instances.labels
-        num_gt = gt_bboxes.size(0)
-        decoded = pred_instances.bboxes
-        scores = pred_instances.scores
-        priors = pred_instances.priors
-        num_bboxes = decoded.size(0)
-        if priors.size(-1) < 4:
-            raise ValueError('DynamicSoftLabelAssigner needs priors with strides '
-                             '(x, y, stride_w, stride_h): use grid_priors(with_stride=True)')
-        gt_inds = decoded.new_zeros((num_bboxes,), dtype=torch.long)
-        labels = decoded.new_full((num_bboxes,), -1, dtype=torch.long)
-
-        def nothing() -> AssignResult:
-            return AssignResult(num_gt, gt_inds, decoded.new_zeros((num_bboxes,)), labels)
-
+        gt_bboxes, gt_labels = gt_instances.bboxes, gt_instances.labels
+        decoded, scores, priors = strided_prior_inputs(pred_instances, type(self).__name__)
+        num_gt, num_bboxes = gt_bboxes.size(0), decoded.size(0)
         if num_gt == 0 or num_bboxes == 0:
-            return nothing()
+            return matched_result(num_gt, decoded)
         centers = priors[:, :2]
         deltas = torch.cat([centers[:, None] - gt_bboxes[None, :, :2],
                             gt_bboxes[None, :, 2:4] - centers[:, None]], dim=-1)
         valid = deltas.min(dim=-1).values > 0
         valid = valid.any(dim=1)
         if not valid.any():
-            return nothing()
+            return matched_result(num_gt, decoded)
         valid_boxes = decoded[valid]
         valid_scores = scores[valid]
         num_valid = valid_boxes.size(0)
@@ -112,18 +99,45 @@ class DynamicSoftLabelAssigner:
         cls_cost = (F.binary_cross_entropy_with_logits(pair_scores, soft_label,
                                                        reduction='none') * scale).sum(-1)
         cost = cls_cost + iou_cost + soft_center_prior
-        matched_ious, matched_gt, fg = self.dynamic_k_matching(cost, ious, num_gt)
-        valid_idx = valid.nonzero().squeeze(1)[fg]
-        gt_inds[valid_idx] = matched_gt + 1
-        labels[valid_idx] = gt_labels[matched_gt].long()
-        max_overlaps = decoded.new_full((num_bboxes,), -INF, dtype=torch.float32)
-        max_overlaps[valid_idx] = matched_ious.float()
-        return AssignResult(num_gt, gt_inds, max_overlaps, labels)
+        matched = self.dynamic_k_matching(cost, ious, num_gt)
+        return matched_result(num_gt, decoded, valid, matched, gt_labels, -INF)
 
     def dynamic_k_matching(self, cost: Tensor, ious: Tensor,
                            num_gt: int) -> Tuple[Tensor, Tensor, Tensor]:
         """``(matched IoUs, matched gt index, foreground mask over the candidates)``."""
         return dynamic_k_matching(cost, ious, num_gt, self.topk)
+
+
+def strided_prior_inputs(pred_instances: InstanceData,
+                         assigner: str) -> Tuple[Tensor, Tensor, Tensor]:
+    """``(decoded boxes, scores, priors)`` of ``pred_instances``; the priors must carry
+    their strides, ``(x, y, stride_w, stride_h)``."""
+    priors = pred_instances.priors
+    if priors.size(-1) < 4:
+        raise ValueError(f'{assigner} needs priors with strides (x, y, stride_w, stride_h): '
+                         'use grid_priors(with_stride=True)')
+    return pred_instances.bboxes, pred_instances.scores, priors
+
+
+def matched_result(num_gt: int, decoded: Tensor, valid: Optional[Tensor] = None,
+                   matched: Optional[Tuple[Tensor, Tensor, Tensor]] = None,
+                   gt_labels: Optional[Tensor] = None,
+                   unmatched_overlap: float = 0.) -> AssignResult:
+    """The AssignResult of a dynamic-k matching over the ``valid`` candidates (everything
+    negative when ``matched`` is None): positives get their gt, label and IoU, the rest
+    ``unmatched_overlap``."""
+    num = decoded.size(0)
+    gt_inds = decoded.new_zeros((num,), dtype=torch.long)
+    labels = decoded.new_full((num,), -1, dtype=torch.long)
+    if matched is None:
+        return AssignResult(num_gt, gt_inds, decoded.new_zeros((num,)), labels)
+    matched_ious, matched_gt, fg = matched
+    idx = valid.nonzero().squeeze(1)[fg]
+    gt_inds[idx] = matched_gt + 1
+    labels[idx] = gt_labels[matched_gt].long()
+    max_overlaps = decoded.new_full((num,), unmatched_overlap, dtype=torch.float32)
+    max_overlaps[idx] = matched_ious.float()
+    return AssignResult(num_gt, gt_inds, max_overlaps, labels)
 
 
 def dynamic_k_matching(cost: Tensor, ious: Tensor, num_gt: int,

@@ -26,7 +26,8 @@ from torch import Tensor
 
 from mmft.registry import TASK_UTILS
 from .assigners import AssignResult
-from .dynamic_soft_label_assigner import dynamic_k_matching
+from .dynamic_soft_label_assigner import (dynamic_k_matching, matched_result,
+                                          strided_prior_inputs)
 
 INF = 100000.0
 EPS = 1.0e-7
@@ -59,24 +60,15 @@ class SimOTAAssigner:
     def assign(self, pred_instances: InstanceData, gt_instances: InstanceData,
                gt_instances_ignore: Optional[InstanceData] = None, **kwargs) -> AssignResult:
         """Assign every prior of ``pred_instances`` (``priors``, ``bboxes``, ``scores``)."""
-        gt_bboxes = gt_instances.bboxes
-        gt_labels = gt_instances.labels
-        num_gt = gt_bboxes.size(0)
-        decoded = pred_instances.bboxes
-        scores = pred_instances.scores
-        priors = pred_instances.priors
-        num_bboxes = decoded.size(0)
-        if priors.size(-1) < 4:
-            raise ValueError('SimOTAAssigner needs priors with strides (cx, cy, stride_w, '
-                             'stride_h): use grid_priors(with_stride=True)')
-        gt_inds = decoded.new_zeros((num_bboxes,), dtype=torch.long)
-        labels = decoded.new_full((num_bboxes,), -1, dtype=torch.long)
+        gt_bboxes, gt_labels = gt_instances.bboxes, gt_instances.labels
+        decoded, scores, priors = strided_prior_inputs(pred_instances, type(self).__name__)
+        num_gt, num_bboxes = gt_bboxes.size(0), decoded.size(0)
         if num_gt == 0 or num_bboxes == 0:
-            return AssignResult(num_gt, gt_inds, decoded.new_zeros((num_bboxes,)), labels)
+            return matched_result(num_gt, decoded)
         valid, in_box_and_center = self.get_in_gt_and_in_center_info(priors, gt_bboxes)
         num_valid = int(valid.sum())
         if num_valid == 0:
-            return AssignResult(num_gt, gt_inds, decoded.new_zeros((num_bboxes,)), labels)
+            return matched_result(num_gt, decoded)
         ious = self.iou_calculator(decoded[valid], gt_bboxes)
         iou_cost = -torch.log(ious + EPS)
         onehot = F.one_hot(gt_labels.long(), scores.size(-1)).float()[None].expand(
@@ -87,14 +79,8 @@ class SimOTAAssigner:
             cls_cost = F.binary_cross_entropy(pair_scores, onehot, reduction='none').sum(-1)
         cost = (cls_cost * self.cls_weight + iou_cost * self.iou_weight
                 + (~in_box_and_center) * INF)
-        matched_ious, matched_gt, fg = dynamic_k_matching(cost, ious, num_gt,
-                                                          self.candidate_topk)
-        valid_idx = valid.nonzero().squeeze(1)[fg]
-        gt_inds[valid_idx] = matched_gt + 1
-        labels[valid_idx] = gt_labels[matched_gt].long()
-        max_overlaps = decoded.new_full((num_bboxes,), -INF, dtype=torch.float32)
-        max_overlaps[valid_idx] = matched_ious.float()
-        return AssignResult(num_gt, gt_inds, max_overlaps, labels)
+        matched = dynamic_k_matching(cost, ious, num_gt, self.candidate_topk)
+        return matched_result(num_gt, decoded, valid, matched, gt_labels, -INF)
 
     def get_in_gt_and_in_center_info(self, priors: Tensor,
                                      gt_bboxes: Tensor) -> Tuple[Tensor, Tensor]:
