@@ -40,7 +40,7 @@ from mmengine.registry import \
     WEIGHT_INITIALIZERS as MMENGINE_WEIGHT_INITIALIZERS
 from mmengine.registry import Registry
 
-from mmft.utils.mmdet_names import MMDET_TYPES
+from mmft.mmdet_names import MMDET_TYPES
 
 # mmengine's message for a missing type, e.g.
 # "Foo is not in the mmft::model registry. Please check ..."

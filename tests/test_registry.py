@@ -37,7 +37,7 @@ def test_types_build_without_importing_their_modules():
 
 
 # MMDetection 3.3 types that mmft does not implement (yet): if one of these is added to mmft,
-# pick another from mmft/utils/mmdet_names.py; a typo still gets difflib's names
+# pick another from mmft/mmdet_names.py; a typo still gets difflib's names
 @pytest.mark.parametrize('wanted', ['DINO', 'Mask2Former', 'CenterNet'])
 def test_mmdetection_type_that_mmft_lacks_is_named_as_such(wanted):
     assert wanted not in MODELS.module_dict
@@ -53,7 +53,7 @@ def test_mmdetection_type_that_mmft_lacks_is_named_as_such(wanted):
 
 def test_other_registries_and_registered_names_never_get_the_mmdetection_message():
     from mmft.registry import TRANSFORMS
-    from mmft.utils.mmdet_names import MMDET_TYPES
+    from mmft.mmdet_names import MMDET_TYPES
     with pytest.raises(UnknownTypeError, match="`InstaBoost` is an MMDetection transform that "
                                                "mmft does not implement; mmft's transforms: "):
         TRANSFORMS.build(dict(type='InstaBoost'))
