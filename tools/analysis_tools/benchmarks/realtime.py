@@ -81,16 +81,20 @@ def build(name: str, device: torch.device, l1: bool = False) -> torch.nn.Module:
 
 
 def step_throughput(name: str, size: int, batch: int, iters: int, warmup: int = 1,
-                    device: str = 'cpu', l1: bool = False) -> Dict[str, float]:
-    """Training-step and inference images per second of ``name`` at ``size``."""
+                    device: str = 'cpu', l1: bool = False,
+                    infer: bool = True) -> Dict[str, float]:
+    """Training-step (and, with ``infer``, inference) images per second of ``name``."""
     dev = torch.device(device)
     with DefaultScope.overwrite_default_scope('mmft'):
         model = build(name, dev, l1)
         scenes = make_scenes(batch, (size, size), objects=4)
-        train, infer = mmft_step_fns(model, scenes, dev, amp=False)
-        times = interleaved(dict(train=train, infer=infer), iters, warmup, dev)
-    return dict(train_images_per_s=batch / median(times['train']),
-                infer_images_per_s=batch / median(times['infer']))
+        train_fn, infer_fn = mmft_step_fns(model, scenes, dev, amp=False)
+        fns = dict(train=train_fn, infer=infer_fn) if infer else dict(train=train_fn)
+        times = interleaved(fns, iters, warmup, dev)
+    out = dict(train_images_per_s=batch / median(times['train']))
+    if infer:
+        out['infer_images_per_s'] = batch / median(times['infer'])
+    return out
 
 
 def pipeline_vs_step(name: str, workers: int, masks: Optional[str], images: int, size: int,
@@ -98,7 +102,8 @@ def pipeline_vs_step(name: str, workers: int, masks: Optional[str], images: int,
     """One pipeline's images per second (one worker), ``workers`` times that, the step's,
     and whether the pipeline is the bottleneck."""
     per_worker = pipeline_images_per_second(name, images, masks, size)
-    train = step_throughput(name, size, batch, iters, device=device)['train_images_per_s']
+    train = step_throughput(name, size, batch, iters, device=device,
+                            infer=False)['train_images_per_s']
     return dict(model=name, img_scale=size, masks=masks or 'none', workers=workers,
                 pipeline_images_per_s=round(per_worker, 2),
                 loader_images_per_s=round(per_worker * workers, 2),
