@@ -10,7 +10,8 @@ import torch
 
 from mmft.checkpoint import torch_load_safely
 from mmft.engine import FinetuneRunner
-from tests.tiny_runs import SOURCE_CLASSES, TARGET_CLASSES, make_shapes_data, tiny_config
+from tests.tiny_runs import (SOURCE_CLASSES, TARGET_CLASSES, evaluate_on_train,
+                              make_shapes_data, tiny_config)
 
 PRIOR_BIAS = -math.log((1 - 0.01) / 0.01)
 WIDTH = 16
@@ -75,19 +76,8 @@ def shapes(tmp_path_factory):
 def _config(family, data_root, work_dir, classes, evaluate=False, **kwargs):
     cfg = tiny_config(data_root, work_dir, classes, **kwargs)
     cfg.model = dict(MODELS[family])
-    if evaluate:  # evaluate on the training images: a short run must reach mAP > 0 there
-        pipeline = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations', with_bbox=True),
-                    dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape',
-                                                          'img_shape', 'scale_factor'))]
-        cfg.val_dataloader = dict(
-            batch_size=4, num_workers=0, sampler=dict(type='DefaultSampler', shuffle=False),
-            dataset=dict(type='CocoDataset', data_root=data_root + '/', ann_file='train.json',
-                         data_prefix=dict(img='train/'), metainfo=dict(classes=tuple(classes)),
-                         test_mode=True, pipeline=pipeline))
-        cfg.val_evaluator = dict(type='CocoMetric', ann_file=osp.join(data_root, 'train.json'),
-                                 metric='bbox')
-        cfg.val_cfg = dict(type='ValLoop')
-        cfg.train_cfg.val_interval = cfg.train_cfg.max_iters
+    if evaluate:  # on the training images: a short run must reach mAP > 0 there
+        evaluate_on_train(cfg, data_root, classes)
     return cfg
 
 

@@ -5,11 +5,10 @@ iterations, so its fall is measured from that peak; the mask (Dice) loss falls f
 """
 import numpy as np
 import pytest
-from mmengine.config import ConfigDict
 
 from mmft.engine import FinetuneRunner
 from tests.test_models.test_detectors.test_rtmdet_ins import tiny_rtmdet_ins
-from tests.tiny_runs import SOURCE_CLASSES, make_shapes_data, tiny_config
+from tests.tiny_runs import SOURCE_CLASSES, make_shapes_data, short_run_config
 
 
 @pytest.fixture(scope='module')
@@ -19,34 +18,13 @@ def shapes(tmp_path_factory):
 
 @pytest.mark.slow
 def test_short_shapes_run_learns_boxes_and_masks(shapes, tmp_path):
-    root = shapes['source']
     max_iters = 80
-    load = [dict(type='LoadImageFromFile'),
-            dict(type='LoadAnnotations', with_bbox=True, with_mask=True)]
-    pipeline = load + [dict(type='YOLOXHSVRandomAug'), dict(type='RandomFlip', prob=0.5),
-                       dict(type='PackDetInputs')]
-    test_pipeline = load + [dict(type='PackDetInputs',
-                                 meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
-                                            'scale_factor'))]
-    # evaluated on its own training images: the test checks learning, not generalisation
-    dataset = dict(type='CocoDataset', data_root=root + '/', ann_file='train.json',
-                   data_prefix=dict(img='train/'), metainfo=dict(classes=SOURCE_CLASSES))
-    cfg = tiny_config(root, str(tmp_path), SOURCE_CLASSES, max_iters=max_iters, batch_size=4)
-    cfg.optim_wrapper = ConfigDict(type='OptimWrapper',
-                                   optimizer=dict(type='AdamW', lr=0.004, weight_decay=0.05),
-                                   paramwise_cfg=dict(norm_decay_mult=0, bias_decay_mult=0,
-                                                      bypass_duplicate=True))
-    cfg.model = ConfigDict(tiny_rtmdet_ins(len(SOURCE_CLASSES)))
-    cfg.train_dataloader.dataset.pipeline = pipeline
-    cfg.train_cfg.val_interval = max_iters
-    cfg.val_dataloader = dict(batch_size=4, num_workers=0, drop_last=False,
-                              sampler=dict(type='DefaultSampler', shuffle=False),
-                              dataset=dict(dataset, test_mode=True, pipeline=test_pipeline))
-    cfg.val_cfg = dict(type='ValLoop')
-    cfg.val_evaluator = dict(type='CocoMetric', ann_file=root + '/train.json',
-                             metric=['bbox', 'segm'])
-    cfg.param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
-                                end=10)]
+    cfg = short_run_config(
+        shapes['source'], str(tmp_path), tiny_rtmdet_ins(len(SOURCE_CLASSES)), max_iters,
+        dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=0.004, weight_decay=0.05),
+             paramwise_cfg=dict(norm_decay_mult=0, bias_decay_mult=0, bypass_duplicate=True)),
+        transforms=[dict(type='YOLOXHSVRandomAug'), dict(type='RandomFlip', prob=0.5)],
+        with_mask=True)
     runner = FinetuneRunner.from_cfg(cfg)
     runner.train()
     hub = runner.message_hub

@@ -9,7 +9,7 @@ from mmengine.config import ConfigDict
 
 from mmft.engine import FinetuneRunner
 from tests.test_models.test_detectors.test_rtmdet import tiny_rtmdet
-from tests.tiny_runs import SOURCE_CLASSES, make_shapes_data, tiny_config
+from tests.tiny_runs import SOURCE_CLASSES, make_shapes_data, short_run_config, tiny_config
 
 
 @pytest.fixture(scope='module')
@@ -19,33 +19,12 @@ def shapes(tmp_path_factory):
 
 @pytest.mark.slow
 def test_short_shapes_run_learns(shapes, tmp_path):
-    root = shapes['source']
     max_iters = 80
-    pipeline = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations', with_bbox=True),
-                dict(type='YOLOXHSVRandomAug'), dict(type='RandomFlip', prob=0.5),
-                dict(type='PackDetInputs')]
-    test_pipeline = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations', with_bbox=True),
-                     dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape',
-                                                           'img_shape', 'scale_factor'))]
-    # evaluated on its own training images: the test checks learning, not generalisation
-    dataset = dict(type='CocoDataset', data_root=root + '/', ann_file='train.json',
-                   data_prefix=dict(img='train/'), metainfo=dict(classes=SOURCE_CLASSES))
-    cfg = tiny_config(root, str(tmp_path), SOURCE_CLASSES, max_iters=max_iters, batch_size=4)
-    # RTMDet's optimiser (tiny_config's SGD keys replaced, not merged)
-    cfg.optim_wrapper = ConfigDict(type='OptimWrapper',
-                                   optimizer=dict(type='AdamW', lr=0.004, weight_decay=0.05),
-                                   paramwise_cfg=dict(norm_decay_mult=0, bias_decay_mult=0,
-                                                      bypass_duplicate=True))
-    cfg.model = ConfigDict(tiny_rtmdet(len(SOURCE_CLASSES)))
-    cfg.train_dataloader.dataset.pipeline = pipeline
-    cfg.train_cfg.val_interval = max_iters
-    cfg.val_dataloader = dict(batch_size=4, num_workers=0, drop_last=False,
-                              sampler=dict(type='DefaultSampler', shuffle=False),
-                              dataset=dict(dataset, test_mode=True, pipeline=test_pipeline))
-    cfg.val_cfg = dict(type='ValLoop')
-    cfg.val_evaluator = dict(type='CocoMetric', ann_file=root + '/train.json', metric='bbox')
-    cfg.param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
-                                end=10)]
+    cfg = short_run_config(
+        shapes['source'], str(tmp_path), tiny_rtmdet(len(SOURCE_CLASSES)), max_iters,
+        dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=0.004, weight_decay=0.05),
+             paramwise_cfg=dict(norm_decay_mult=0, bias_decay_mult=0, bypass_duplicate=True)),
+        transforms=[dict(type='YOLOXHSVRandomAug'), dict(type='RandomFlip', prob=0.5)])
     cfg.custom_hooks = [dict(type='EMAHook', ema_type='ExpMomentumEMA', momentum=0.0002,
                              update_buffers=True, priority=49)]
     runner = FinetuneRunner.from_cfg(cfg)
@@ -57,7 +36,9 @@ def test_short_shapes_run_learns(shapes, tmp_path):
     # the GIoU loss of the positives (weighted and normalised by their IoUs) falls from its
     # peak as the boxes fit (measured: 1.27 at iterations 15-25, 0.90 over the last 10)
     assert loss_bbox[-10:].mean() < 0.85 * loss_bbox[15:25].mean()
-    assert loss[-10:].mean() < loss[15:25].mean()
+    # not the total loss: QualityFocalLoss's targets are the boxes' IoUs, so the class loss
+    # grows as the boxes fit (measured on one CPU: total 1.72 at 15-25 and 1.99 over the
+    # last 10, the class loss 0.50 and 1.06, while the GIoU loss fell)
     assert metrics['coco/bbox_mAP'] > 0
 
 

@@ -1,11 +1,10 @@
 """Short shapes runs of small SSDLite and YOLOv3 models: the loss falls and bbox mAP > 0."""
 import numpy as np
 import pytest
-from mmengine.config import ConfigDict
 
 from mmft.engine import FinetuneRunner
 from tests.test_models.test_detectors.test_ssd_yolov3 import tiny_ssdlite, tiny_yolov3
-from tests.tiny_runs import SOURCE_CLASSES, make_shapes_data, tiny_config
+from tests.tiny_runs import SOURCE_CLASSES, make_shapes_data, short_run_config
 
 
 @pytest.fixture(scope='module')
@@ -14,29 +13,11 @@ def shapes(tmp_path_factory):
 
 
 def _run(shapes, work_dir, model, max_iters, lr):
-    root = shapes['source']
-    pipeline = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations', with_bbox=True),
-                dict(type='RandomFlip', prob=0.5), dict(type='PackDetInputs')]
-    test_pipeline = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations', with_bbox=True),
-                     dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape',
-                                                           'img_shape', 'scale_factor'))]
-    # evaluated on its own training images: the test checks learning, not generalisation
-    dataset = dict(type='CocoDataset', data_root=root + '/', ann_file='train.json',
-                   data_prefix=dict(img='train/'), metainfo=dict(classes=SOURCE_CLASSES))
-    cfg = tiny_config(root, str(work_dir), SOURCE_CLASSES, max_iters=max_iters, batch_size=4,
-                      optim_wrapper=dict(type='OptimWrapper', clip_grad=dict(max_norm=35),
-                                         optimizer=dict(type='SGD', lr=lr, momentum=0.9,
-                                                        weight_decay=4e-5)))
-    cfg.model = ConfigDict(model)
-    cfg.train_dataloader.dataset.pipeline = pipeline
-    cfg.train_cfg.val_interval = max_iters
-    cfg.val_dataloader = dict(batch_size=4, num_workers=0, drop_last=False,
-                              sampler=dict(type='DefaultSampler', shuffle=False),
-                              dataset=dict(dataset, test_mode=True, pipeline=test_pipeline))
-    cfg.val_cfg = dict(type='ValLoop')
-    cfg.val_evaluator = dict(type='CocoMetric', ann_file=root + '/train.json', metric='bbox')
-    cfg.param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
-                                end=10)]
+    cfg = short_run_config(
+        shapes['source'], str(work_dir), model, max_iters,
+        dict(type='OptimWrapper', clip_grad=dict(max_norm=35),
+             optimizer=dict(type='SGD', lr=lr, momentum=0.9, weight_decay=4e-5)),
+        transforms=[dict(type='RandomFlip', prob=0.5)])
     runner = FinetuneRunner.from_cfg(cfg)
     runner.train()
     losses = {k: np.array(runner.message_hub.get_scalar(f'train/{k}').data[0])
