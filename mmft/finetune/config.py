@@ -8,6 +8,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 CHECKPOINT_TYPES = ('auto', 'detection', 'classification')
+#: ``finetune.incremental.distill_roi_loss`` (:class:`mmft.finetune.distill.RoIDistiller`)
+ROI_CLS_LOSSES = ('l2', 'unbiased')
 
 
 @dataclass
@@ -79,6 +81,10 @@ class IncrementalOptions:
         distill_roi_num: RoIs per image distilled: those the teacher finds least
             background.
         distill_roi_weight: weight of the RoI distillation losses.
+        distill_roi_loss: the RoI classifier's distillation loss: ``'l2'`` (ILOD's
+            mean-subtracted L2 on the old-class and background logits) or ``'unbiased'``
+            (MMA's KL divergence where the teacher's background is the student's
+            background or any new class).
     """
     enabled: bool = False
     pseudo_labels: bool = True
@@ -91,6 +97,7 @@ class IncrementalOptions:
     distill_roi_bbox: bool = True
     distill_roi_num: int = 64
     distill_roi_weight: float = 1.0
+    distill_roi_loss: str = 'unbiased'
 
     @classmethod
     def parse(cls, value: Any) -> 'IncrementalOptions':
@@ -115,6 +122,9 @@ class IncrementalOptions:
             if not getattr(self, name) >= 0:
                 raise ValueError(f'finetune.incremental.{name} must be >= 0, got '
                                  f'{getattr(self, name)!r}')
+        if self.distill_roi_loss not in ROI_CLS_LOSSES:
+            raise ValueError(f'finetune.incremental.distill_roi_loss is one of '
+                             f'{ROI_CLS_LOSSES}, got {self.distill_roi_loss!r}')
         if isinstance(self.distill_roi_num, bool) or not isinstance(self.distill_roi_num, int) \
                 or self.distill_roi_num < 1:
             raise ValueError(f'finetune.incremental.distill_roi_num is the RoIs per image to '

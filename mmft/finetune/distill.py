@@ -13,15 +13,21 @@ adds the RPN). Two parts, each switchable:
   ``convs_pred.i``), plus the RPN's objectness ``rpn_head.rpn_cls`` of two-stage
   detectors. Channel ``k`` of a conv's output is row ``k`` of its weight, so the declared
   rows pick the old classes' channels (and the background channel of softmax layouts) in
-  both models; plain L2 on the logits;
+  both models; plain L2 on the class logits, and Faster ILOD's filtered L2 on the RPN
+  objectness (only a student below the teacher is penalised);
 - **the RoI head on shared proposals** (``distill_roi``, :class:`RoIDistiller`,
   ``loss_distill_roi_cls`` / ``loss_distill_roi_bbox``): each model proposes its own RoIs,
   so their RoI logits are only comparable on one set. The student's sampled RoIs of the
   iteration (the ones its box head scores anyway) are scored by the teacher's RoI head on
   the teacher's own features; of those, the ``num_rois`` per image the teacher finds least
   background are distilled (ILOD samples among its 128 least-background proposals). The
-  old-class and background logits are compared mean-subtracted (ILOD's L2: a softmax is
-  blind to a shift of all logits, so is the loss), the old classes' box deltas plainly.
+  classifier's outputs are compared as probabilities with the background unbiased
+  (``distill_roi_loss='unbiased'``, the default; Cermelli et al., 2022, "Modeling Missing
+  Annotations for Incremental Learning in Object Detection", MMA: the teacher's background
+  is the student's background *or any new class*, since the teacher never learnt the new
+  ones), or as mean-subtracted old-class and background logits (``'l2'``, ILOD's L2: a
+  softmax is blind to a shift of all logits, so is the loss); the old classes' box deltas
+  plainly.
 
 Outputs are caught with forward hooks, so no head changes; the losses are added to the
 student's ``loss()`` dict by the training hook.
@@ -31,6 +37,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
+from mmft.finetune.config import ROI_CLS_LOSSES
 from mmft.structures.class_rows import ClassRows, find_class_rows
 
 #: a two-stage detector's class-free dense output distilled too (Faster ILOD)
@@ -96,6 +103,10 @@ def distillation_loss(student: Dict[str, List[Tensor]], teacher: Dict[str, List[
                       teacher_channels: Dict[str, Optional[Tensor]]) -> Tensor:
     """Mean over modules of the mean squared difference of the selected logits.
 
+    The RPN objectness (class-free) is penalised only where the student's is below the
+    teacher's (Faster ILOD's filtered L2), so the student can learn to propose the new
+    classes' objects, which the teacher takes for background.
+
     Raises:
         ValueError: a module's outputs differ in count or size between the two models
             (the teacher did not see the student's batch).
@@ -117,7 +128,12 @@ def distillation_loss(student: Dict[str, List[Tensor]], teacher: Dict[str, List[
                 raise ValueError(f'distillation: {name} gives {tuple(s.shape)} in the student '
                                  f'and {tuple(t.shape)} in the teacher for the old classes; '
                                  'both must see the same images at the same size')
-            diffs.append(((s - t.detach()) ** 2).mean())
+            diff = t.detach() - s
+            if name == RPN_OBJECTNESS:
+                # Faster ILOD's filtered L2: only where the student finds less object than
+                # the teacher; new objects (background to the teacher) may rise freely
+                diff = diff.clamp(min=0)
+            diffs.append((diff ** 2).mean())
         losses.append(torch.stack(diffs).mean())
     if not losses:
         raise ValueError('distillation: no distilled output was computed in this iteration')
@@ -170,6 +186,47 @@ def least_background(teacher_cls: Tensor, image_index: Tensor, background: Tenso
     return torch.cat(keep) if keep else image_index.new_zeros(0, dtype=torch.long)
 
 
+def unbiased_roi_distillation_loss(student_cls: Tensor, teacher_cls: Tensor,
+                                   student_old: Tensor, student_bg_new: Tensor,
+                                   teacher_old: Tensor, teacher_bg: Tensor) -> Tensor:
+    """MMA's unbiased knowledge distillation of the RoI classifier.
+
+    The teacher's softmax over its old classes and background is the target; the
+    student's probability of "background" is that of its background *plus its new
+    classes* (an object the teacher calls background may be a new one), its old classes'
+    are their own. The loss is the KL divergence of the student's from the teacher's,
+    averaged over RoIs: zero when the student's grouped probabilities equal the teacher's,
+    and blind, like the teacher, to how the student splits background and new classes.
+
+    Args:
+        student_cls: ``(K, C_s)`` student RoI logits, every column.
+        teacher_cls: ``(K, C_t)`` teacher RoI logits, every column.
+        student_old, teacher_old: the old classes' columns, class by class in the same
+            order in both.
+        student_bg_new: the student's background and new-class columns.
+        teacher_bg: the teacher's background column(s).
+
+    Raises:
+        ValueError: the two sides have different RoI or old-class counts.
+    """
+    if student_cls.shape[0] != teacher_cls.shape[0] or len(student_old) != len(teacher_old):
+        raise ValueError(f'unbiased RoI distillation: {student_cls.shape[0]} student RoIs with '
+                         f'{len(student_old)} old classes against {teacher_cls.shape[0]} '
+                         f'teacher RoIs with {len(teacher_old)}; both heads must score the '
+                         'same RoIs with the same old classes')
+    if not student_cls.numel():
+        return student_cls.sum() * 0  # a batch without RoIs: a zero that keeps the graph
+    device = student_cls.device
+    log_s = student_cls.log_softmax(dim=1)
+    log_s = torch.cat([log_s[:, student_old.to(device)],
+                       log_s[:, student_bg_new.to(device)].logsumexp(dim=1, keepdim=True)], 1)
+    log_t = teacher_cls.detach().log_softmax(dim=1)
+    log_t = torch.cat([log_t[:, teacher_old.to(log_t.device)],
+                       log_t[:, teacher_bg.to(log_t.device)].logsumexp(dim=1, keepdim=True)],
+                      1).to(device)
+    return (log_t.exp() * (log_t - log_s)).sum(dim=1).mean()
+
+
 def roi_distillation_loss(student_cls: Tensor, teacher_cls: Tensor,
                           student_reg: Optional[Tensor] = None,
                           teacher_reg: Optional[Tensor] = None) -> Dict[str, Tensor]:
@@ -212,13 +269,19 @@ class RoIDistiller:
         num_old: old classes (the first rows of the student's heads).
         num_rois: RoIs distilled per image.
         bbox: distil the old classes' box deltas too (needs class-specific ``fc_reg``).
+        cls_loss: ``'unbiased'`` (MMA's KL with the teacher's background spread over the
+            student's background and new classes: :func:`unbiased_roi_distillation_loss`)
+            or ``'l2'`` (ILOD's mean-subtracted L2 on the old-class and background logits).
 
     Raises:
-        ValueError: a model without such a RoI head.
+        ValueError: a model without such a RoI head, or an unknown ``cls_loss``.
     """
 
     def __init__(self, student: nn.Module, teacher: nn.Module, num_old: int,
-                 num_rois: int = 64, bbox: bool = True) -> None:
+                 num_rois: int = 64, bbox: bool = True, cls_loss: str = 'unbiased') -> None:
+        if cls_loss not in ROI_CLS_LOSSES:
+            raise ValueError(f'RoI distillation: the classifier loss is one of '
+                             f'{ROI_CLS_LOSSES}, got {cls_loss!r}')
         for role, model in (('student', student), ('teacher', teacher)):
             if not roi_distillable(model):
                 raise ValueError(f'RoI distillation: the {role} {type(model).__name__} has no '
@@ -229,6 +292,13 @@ class RoIDistiller:
         self.cls_rows = (old_class_rows(s_rows[ROI_CLS], num_old),
                          old_class_rows(t_rows[ROI_CLS], num_old))
         self.background = t_rows[ROI_CLS].background_rows()
+        s_cls_rows = s_rows[ROI_CLS]
+        # unbiased: the old classes one by one, then background + new in one group
+        self.unbiased = None if cls_loss == 'l2' else (
+            torch.cat([s_cls_rows.rows_of(i) for i in range(num_old)]),
+            torch.cat([s_cls_rows.background_rows()] +
+                      [s_cls_rows.rows_of(i) for i in range(num_old, s_cls_rows.num_classes)]),
+            torch.cat([t_rows[ROI_CLS].rows_of(i) for i in range(num_old)]))
         if len(self.background) == 0:
             raise ValueError('RoI distillation picks the RoIs by the teacher\'s background '
                              f'score, but its fc_cls has none ({t_rows[ROI_CLS].describe()}); '
@@ -290,9 +360,15 @@ class RoIDistiller:
         if self.reg_rows is not None and s_reg is not None and t_reg is not None:
             student_reg = _rows_of(s_reg, keep, self.reg_rows[0])
             teacher_reg = _rows_of(t_reg, keep, self.reg_rows[1]).to(s_reg.device)
-        return roi_distillation_loss(_rows_of(s_cls, keep, self.cls_rows[0]),
-                                     _rows_of(t_cls, keep, self.cls_rows[1]).to(s_cls.device),
-                                     student_reg, teacher_reg)
+        losses = roi_distillation_loss(_rows_of(s_cls, keep, self.cls_rows[0]),
+                                       _rows_of(t_cls, keep, self.cls_rows[1]).to(s_cls.device),
+                                       student_reg, teacher_reg)
+        if self.unbiased is not None:  # the classifier term replaced (the L2 one is cheap)
+            s_old, s_bg_new, t_old = self.unbiased
+            losses['loss_distill_roi_cls'] = unbiased_roi_distillation_loss(
+                s_cls[keep.to(s_cls.device)], t_cls[keep], s_old, s_bg_new, t_old,
+                self.background)
+        return losses
 
 
 def _rows_of(outputs: Tensor, rois: Tensor, columns: Tensor) -> Tensor:

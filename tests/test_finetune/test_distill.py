@@ -8,8 +8,9 @@ import torch
 from mmengine.structures import InstanceData
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from mmft.finetune.distill import (ROI_CLS, ROI_REG, RoIDistiller, least_background,
-                                   roi_distillable, roi_distillation_loss)
+from mmft.finetune.distill import (ROI_CLS, ROI_REG, RPN_OBJECTNESS, RoIDistiller,
+                                   distillation_loss, least_background, roi_distillable,
+                                   roi_distillation_loss, unbiased_roi_distillation_loss)
 from mmft.registry import MODELS
 from mmft.structures import BitmapMasks, DetDataSample
 from mmft.structures.class_rows import copy_class_rows, find_class_rows
@@ -88,7 +89,7 @@ def _distil(student, teacher, distiller):
 @pytest.mark.parametrize('with_mask', [True, False], ids=['mask_rcnn', 'faster_rcnn'])
 def test_roi_distillation_is_zero_for_the_teacher_itself_whatever_the_new_rows(with_mask):
     student, teacher = _pair(with_mask)
-    distiller = RoIDistiller(student, teacher, OLD, num_rois=16)
+    distiller = RoIDistiller(student, teacher, OLD, num_rois=16, cls_loss='l2')
     # the 10 old classes and the background: rows 0-9 and 12 of the student's, 0-10 of the
     # teacher's fc_cls; the old classes' 4 delta rows each of fc_reg
     assert distiller.cls_rows[0].tolist() == list(range(OLD)) + [OLD + NEW]
@@ -109,7 +110,7 @@ def test_roi_distillation_is_zero_for_the_teacher_itself_whatever_the_new_rows(w
 @pytest.mark.parametrize('with_mask', [True, False], ids=['mask_rcnn', 'faster_rcnn'])
 def test_roi_distillation_pulls_the_students_old_rows_only(with_mask):
     student, teacher = _pair(with_mask)
-    distiller = RoIDistiller(student, teacher, OLD, num_rois=16)
+    distiller = RoIDistiller(student, teacher, OLD, num_rois=16, cls_loss='l2')
     head = student.roi_head.bbox_head
     with torch.no_grad():
         head.fc_cls.weight[:OLD] += 0.05 * torch.randn_like(head.fc_cls.weight[:OLD])
@@ -130,7 +131,7 @@ def test_roi_distillation_pulls_the_students_old_rows_only(with_mask):
 
 def test_roi_distillation_without_box_deltas_and_its_errors():
     student, teacher = _pair(with_mask=False)
-    distiller = RoIDistiller(student, teacher, OLD, bbox=False)
+    distiller = RoIDistiller(student, teacher, OLD, bbox=False, cls_loss='l2')
     with pytest.raises(ValueError, match='the teacher has not seen the batch'):
         distiller.rois.append(torch.zeros(1, 5))
         distiller.student_out.append((torch.zeros(1, 13), None))
@@ -166,3 +167,70 @@ def test_roi_distillation_loss_is_blind_to_a_shift_of_all_logits():
     with pytest.raises(ValueError, match=r'old-class cls outputs are \(6, 11\), the '
                                          r"teacher's \(6, 10\)"):
         roi_distillation_loss(s, t[:, :10])
+
+
+def test_unbiased_roi_distillation_groups_background_with_the_new_classes():
+    torch.manual_seed(0)
+    # student: 3 old, 2 new, background last; teacher: 3 old, background last
+    s_old, s_bg_new, t_old, t_bg = (torch.tensor([0, 1, 2]), torch.tensor([5, 3, 4]),
+                                    torch.tensor([0, 1, 2]), torch.tensor([3]))
+    teacher = torch.randn(4, 4)
+    student = torch.cat([teacher[:, :3], torch.full((4, 2), -30.), teacher[:, 3:]], 1)
+    assert unbiased_roi_distillation_loss(student, teacher, s_old, s_bg_new, t_old,
+                                          t_bg) < 1e-6
+    # the teacher's background mass moved to a new class: still the teacher's grouping
+    moved = student.clone()
+    moved[:, 3], moved[:, 5] = student[:, 5], student[:, 3]
+    assert unbiased_roi_distillation_loss(moved, teacher, s_old, s_bg_new, t_old,
+                                          t_bg) < 1e-6
+    # ... which the ILOD L2 on old + background logits punishes
+    assert roi_distillation_loss(moved[:, [0, 1, 2, 5]],
+                                 teacher)['loss_distill_roi_cls'] > 1.
+    # an old class' probability taken: KL > 0, by hand
+    worse = student.clone()
+    worse[:, 0] -= 2.
+    p_t = teacher.softmax(1)
+    p_s = worse.softmax(1)
+    p_s = torch.cat([p_s[:, :3], p_s[:, 3:].sum(1, keepdim=True)], 1)
+    expected = (p_t * (p_t.log() - p_s.log())).sum(1).mean()
+    got = unbiased_roi_distillation_loss(worse, teacher, s_old, s_bg_new, t_old, t_bg)
+    assert torch.allclose(got, expected, atol=1e-6) and got > 0.01
+    with pytest.raises(ValueError, match='4 student RoIs with 3 old classes against 3'):
+        unbiased_roi_distillation_loss(student, teacher[:3], s_old, s_bg_new, t_old, t_bg)
+
+
+def test_unbiased_roi_distiller_leaves_new_rows_free_and_pulls_old_ones():
+    student, teacher = _pair(with_mask=False)
+    distiller = RoIDistiller(student, teacher, OLD, num_rois=16, cls_loss='unbiased')
+    s_old, s_bg_new, t_old = distiller.unbiased
+    assert s_old.tolist() == t_old.tolist() == list(range(OLD))
+    assert sorted(s_bg_new.tolist()) == [OLD, OLD + 1, OLD + NEW]
+    head = student.roi_head.bbox_head
+    with torch.no_grad():
+        head.fc_cls.bias[OLD:OLD + NEW] = -50.  # new classes never predicted: the teacher
+    losses = _distil(student, teacher, distiller)
+    assert float(losses['loss_distill_roi_cls'].detach()) < 1e-6
+    with torch.no_grad():
+        head.fc_cls.weight[:OLD] += 0.05 * torch.randn_like(head.fc_cls.weight[:OLD])
+    losses = _distil(student, teacher, distiller)
+    assert float(losses['loss_distill_roi_cls'].detach()) > 0
+    student.zero_grad()
+    losses['loss_distill_roi_cls'].backward()
+    assert head.fc_cls.weight.grad[:OLD].abs().sum() > 0
+    with pytest.raises(ValueError, match=r"classifier loss is one of \('l2', 'unbiased'\)"):
+        RoIDistiller(student, teacher, OLD, cls_loss='kl')
+    distiller.remove()
+
+
+def test_rpn_objectness_distillation_only_punishes_a_student_below_the_teacher():
+    teacher = torch.zeros(1, 3, 4, 4)
+    above, below = teacher + 2., teacher - 2.
+    channels = {RPN_OBJECTNESS: None, 'bbox_head.retina_cls': None}
+    for name in channels:
+        loss_above = distillation_loss({name: [above]}, {name: [teacher]},
+                                       {name: None}, {name: None})
+        loss_below = distillation_loss({name: [below]}, {name: [teacher]},
+                                       {name: None}, {name: None})
+        assert float(loss_below) == 4.
+        # new objects may rise above the teacher's objectness; class logits may not
+        assert float(loss_above) == (0. if name == RPN_OBJECTNESS else 4.)

@@ -39,6 +39,10 @@ def test_options_parse_bool_dict_and_reject_bad_values():
         FinetuneConfig.from_cfg(dict(incremental=dict(distill_roi_num=0)))
     with pytest.raises(ValueError, match='distill_roi_weight must be >= 0, got -1'):
         FinetuneConfig.from_cfg(dict(incremental=dict(distill_roi_weight=-1)))
+    assert opts.distill_roi_loss == 'unbiased'
+    with pytest.raises(ValueError, match=r"distill_roi_loss is one of \('l2', 'unbiased'\), "
+                                         r"got 'kl'"):
+        FinetuneConfig.from_cfg(dict(incremental=dict(distill_roi_loss='kl')))
 
 
 def _cfg(**finetune):

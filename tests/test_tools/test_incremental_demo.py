@@ -24,9 +24,11 @@ def test_runs_differ_only_in_the_teacher_and_the_labels():
     plain, inc, joint = (r.options for r in runs)
     ablations = demo.incremental_runs(run_demo.Run, 'pre.pth', '/d', {}, 'pretrain', True)
     assert [r.name for r in ablations] == ['inc_plain', 'inc_incremental', 'inc_no_pseudo',
-                                           'inc_no_distill', 'inc_no_roi', 'inc_joint']
-    for run, (key, value) in zip(ablations[2:5], (('pseudo_labels', False),
-                                                  ('distill', False), ('distill_roi', False))):
+                                           'inc_no_distill', 'inc_no_roi', 'inc_roi_l2',
+                                           'inc_joint']
+    for run, (key, value) in zip(ablations[2:6], (('pseudo_labels', False),
+                                                  ('distill', False), ('distill_roi', False),
+                                                  ('distill_roi_loss', 'l2'))):
         assert {k: v for k, v in run.options.items() if k not in inc} == \
             {f'finetune.incremental.{key}': value}
     assert plain['finetune.incremental.pseudo_labels'] is False
@@ -68,8 +70,8 @@ def test_recipe_config_counts_old_and_new_classes():
 def test_end_to_end_table_has_every_run_and_numbers_in_range(tmp_path):
     argv = ['--incremental', '--work-dir', str(tmp_path / 'work'), '--data-root',
             str(tmp_path / 'data'), '--num-train', '8', '--num-val', '4',
-            '--incremental-num-train', '8', '--image-size', '64', '--pretrain-iters', '2',
-            '--finetune-iters', '1', '--batch-size', '2', '--no-ablations']
+            '--incremental-num-train', '8', '--incremental-num-val', '4', '--image-size', '64',
+            '--pretrain-iters', '2', '--finetune-iters', '1', '--batch-size', '2']
     numbers = run_demo.main(argv)
     with open(tmp_path / 'work' / 'incremental_results.json') as f:
         results = json.load(f)

@@ -6,8 +6,8 @@
 2. the demo's pretraining (cached as in the main demo; alone, on every core), then runs of
    ``configs/finetune/shapes_incremental.py`` from its checkpoint, same schedule and seed:
    ``plain`` (new labels only, no teacher: it forgets), ``incremental`` (pseudo-labels +
-   dense and RoI distillation), the ablations (each piece switched off; ``--no-ablations``
-   skips them) and ``joint`` (all 12 classes labelled: the upper bound);
+   dense and RoI distillation), ``joint`` (all 12 classes labelled: the upper bound) and,
+   with ``--ablations``, the incremental recipe with one piece switched off or changed;
 3. the pretrained model evaluated on the same val images (old classes), and a table of
    old-class AP (and its share of the pretrained model's), new-class AP (and its share of
    plain fine-tuning's) and their harmonic mean, in ``<work-dir>/incremental_results.md``.
@@ -60,6 +60,8 @@ ABLATIONS = (
     ('inc_no_pseudo', 'ablation: no pseudo-labels', {'pseudo_labels': False}),
     ('inc_no_distill', 'ablation: no distillation', {'distill': False}),
     ('inc_no_roi', 'ablation: no RoI distillation', {'distill_roi': False}),
+    ('inc_roi_l2', "ablation: ILOD's L2 on the RoI logits, not unbiased",
+     {'distill_roi_loss': 'l2'}),
 )
 
 
@@ -137,7 +139,7 @@ def run(args, run_demo_module, clock) -> Dict[str, Any]:
     clock.stage(f'1/3 data: 12-class shapes in {data_root} (train_new.json labels only '
                 f'{list(NEW_CLASSES)})')
     sizes = rd.prepare_data(args, clock)  # the pretraining's source domain
-    stamp = prepare_data(data_root, args.incremental_num_train, args.num_val,
+    stamp = prepare_data(data_root, args.incremental_num_train, args.incremental_num_val,
                          args.image_size, args.seed)
     clock.stage('2/3 train: pretraining (cached when current), then plain, incremental and '
                 'joint fine-tuning')
@@ -154,7 +156,7 @@ def run(args, run_demo_module, clock) -> Dict[str, Any]:
     common = {**({'train_dataloader.batch_size': args.batch_size} if args.batch_size else {}),
               **rd.schedule_options(CONFIG, args.finetune_iters)}
     runs = incremental_runs(rd.Run, checkpoint, data_root, common, pretrain.name,
-                            ablations=not args.no_ablations)
+                            ablations=args.ablations)
     seconds = {}
     if not cached:  # alone, with every core: the fine-tuning runs all wait for it
         seconds = rd.train_all([pretrain], args.work_dir, clock, 1)
@@ -173,8 +175,9 @@ def run(args, run_demo_module, clock) -> Dict[str, Any]:
     cpu = _cpu_seconds()
     ran = ', '.join(f'{name} {t:.0f} s' for name, t in seconds.items())
     load = os.getloadavg()
-    busy = ': above the core count, other programs shared the cores' if \
-        load[1] > (os.cpu_count() or 1) else ''
+    # the demo itself keeps up to max(cores, jobs) threads busy (one per run when jobs > cores)
+    busy = ': above what the demo runs, other programs shared the cores' if \
+        load[1] > max(os.cpu_count() or 1, args.jobs) else ''
     markdown = (table + f'\nData: {stamp["num_train"]} train images (12 classes; the plain and '
                 f'incremental runs see only {list(NEW_CLASSES)} labelled), {stamp["num_val"]} '
                 f'val images, {args.image_size} px, seed {args.seed}; pretraining '

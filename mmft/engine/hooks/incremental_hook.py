@@ -70,7 +70,8 @@ class IncrementalHook(Hook):
         pseudo = f'on (score >= {self.options.score_thr:.2f})' if self.options.pseudo_labels \
             else 'off'
         distilled = ([f'dense {list(self.channels[0])}'] if self.recorders else []) + \
-            ([f'RoI head on {self.options.distill_roi_num} shared RoIs per image'] if
+            ([f'RoI head on {self.options.distill_roi_num} shared RoIs per image '
+              f'({self.options.distill_roi_loss})'] if
              self.roi_distiller else [])
         runner.logger.info(
             f'finetune.incremental: {len(self.old)} old + {len(self.union) - len(self.old)} '
@@ -85,7 +86,8 @@ class IncrementalHook(Hook):
                               OutputRecorder(self.teacher, list(self.channels[1])))
         if options.distill_roi and roi_distillable(model):
             self.roi_distiller = RoIDistiller(model, self.teacher, len(self.old),
-                                              options.distill_roi_num, options.distill_roi_bbox)
+                                              options.distill_roi_num, options.distill_roi_bbox,
+                                              options.distill_roi_loss)
         if self.recorders is None and self.roi_distiller is None:
             raise ValueError(f'finetune.incremental.distill: nothing to distil in '
                              f'{type(model).__name__} with distill_dense=False (distill_roi '
