@@ -46,10 +46,14 @@ RPN_OBJECTNESS = 'rpn_head.rpn_cls'
 ROI_CLS, ROI_REG = 'roi_head.bbox_head.fc_cls.weight', 'roi_head.bbox_head.fc_reg.weight'
 
 
+def rows_of_classes(rows: ClassRows, start: int, stop: int) -> List[Tensor]:
+    """The rows of classes ``start .. stop - 1`` of ``rows``, class by class."""
+    return [rows.rows_of(i) for i in range(start, min(stop, rows.num_classes))]
+
+
 def old_class_rows(rows: ClassRows, num_old: int) -> Tensor:
     """Sorted rows of classes ``0 .. num_old - 1`` and the background rows of ``rows``."""
-    old = [rows.rows_of(i) for i in range(min(num_old, rows.num_classes))]
-    return torch.cat(old + [rows.background_rows()]).sort().values
+    return torch.cat(rows_of_classes(rows, 0, num_old) + [rows.background_rows()]).sort().values
 
 
 def distilled_channels(model: nn.Module, num_classes: int
@@ -227,18 +231,19 @@ def unbiased_roi_distillation_loss(student_cls: Tensor, teacher_cls: Tensor,
     return (log_t.exp() * (log_t - log_s)).sum(dim=1).mean()
 
 
-def roi_distillation_loss(student_cls: Tensor, teacher_cls: Tensor,
+def roi_distillation_loss(student_cls: Optional[Tensor], teacher_cls: Optional[Tensor],
                           student_reg: Optional[Tensor] = None,
                           teacher_reg: Optional[Tensor] = None) -> Dict[str, Tensor]:
     """ILOD's losses on RoIs both heads scored, old-class columns already selected.
 
-    ``loss_distill_roi_cls``: mean squared difference of the logits, each RoI's logits
-    minus their mean; ``loss_distill_roi_bbox`` (with deltas): mean squared difference.
+    ``loss_distill_roi_cls`` (unless ``student_cls`` is None, when the classifier has its
+    own loss): mean squared difference of the logits, each RoI's logits minus their mean;
+    ``loss_distill_roi_bbox`` (with deltas): mean squared difference.
 
     Raises:
         ValueError: the two sides differ in shape.
     """
-    pairs = dict(cls=(student_cls, teacher_cls))
+    pairs = {} if student_cls is None else dict(cls=(student_cls, teacher_cls))
     if student_reg is not None:
         pairs['bbox'] = (student_reg, teacher_reg)
     out = {}
@@ -295,10 +300,10 @@ class RoIDistiller:
         s_cls_rows = s_rows[ROI_CLS]
         # unbiased: the old classes one by one, then background + new in one group
         self.unbiased = None if cls_loss == 'l2' else (
-            torch.cat([s_cls_rows.rows_of(i) for i in range(num_old)]),
+            torch.cat(rows_of_classes(s_cls_rows, 0, num_old)),
             torch.cat([s_cls_rows.background_rows()] +
-                      [s_cls_rows.rows_of(i) for i in range(num_old, s_cls_rows.num_classes)]),
-            torch.cat([t_rows[ROI_CLS].rows_of(i) for i in range(num_old)]))
+                      rows_of_classes(s_cls_rows, num_old, s_cls_rows.num_classes)),
+            torch.cat(rows_of_classes(t_rows[ROI_CLS], 0, num_old)))
         if len(self.background) == 0:
             raise ValueError('RoI distillation picks the RoIs by the teacher\'s background '
                              f'score, but its fc_cls has none ({t_rows[ROI_CLS].describe()}); '
@@ -360,15 +365,16 @@ class RoIDistiller:
         if self.reg_rows is not None and s_reg is not None and t_reg is not None:
             student_reg = _rows_of(s_reg, keep, self.reg_rows[0])
             teacher_reg = _rows_of(t_reg, keep, self.reg_rows[1]).to(s_reg.device)
-        losses = roi_distillation_loss(_rows_of(s_cls, keep, self.cls_rows[0]),
-                                       _rows_of(t_cls, keep, self.cls_rows[1]).to(s_cls.device),
-                                       student_reg, teacher_reg)
-        if self.unbiased is not None:  # the classifier term replaced (the L2 one is cheap)
-            s_old, s_bg_new, t_old = self.unbiased
-            losses['loss_distill_roi_cls'] = unbiased_roi_distillation_loss(
-                s_cls[keep.to(s_cls.device)], t_cls[keep], s_old, s_bg_new, t_old,
-                self.background)
-        return losses
+        if self.unbiased is None:
+            return roi_distillation_loss(
+                _rows_of(s_cls, keep, self.cls_rows[0]),
+                _rows_of(t_cls, keep, self.cls_rows[1]).to(s_cls.device),
+                student_reg, teacher_reg)
+        s_old, s_bg_new, t_old = self.unbiased
+        return {'loss_distill_roi_cls': unbiased_roi_distillation_loss(
+                    s_cls[keep.to(s_cls.device)], t_cls[keep], s_old, s_bg_new, t_old,
+                    self.background),
+                **roi_distillation_loss(None, None, student_reg, teacher_reg)}
 
 
 def _rows_of(outputs: Tensor, rois: Tensor, columns: Tensor) -> Tensor:
