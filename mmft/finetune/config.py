@@ -85,6 +85,9 @@ class IncrementalOptions:
             mean-subtracted L2 on the old-class and background logits) or ``'unbiased'``
             (MMA's KL divergence where the teacher's background is the student's
             background or any new class).
+        distill_roi_new_iou: RoIs overlapping a labelled new-class box by more than this
+            IoU are not distilled: the teacher never learnt the new classes, so what it
+            says of them contradicts the labels; None distils them too.
     """
     enabled: bool = False
     pseudo_labels: bool = True
@@ -98,6 +101,7 @@ class IncrementalOptions:
     distill_roi_num: int = 64
     distill_roi_weight: float = 1.0
     distill_roi_loss: str = 'unbiased'
+    distill_roi_new_iou: Optional[float] = 0.5
 
     @classmethod
     def parse(cls, value: Any) -> 'IncrementalOptions':
@@ -114,7 +118,9 @@ class IncrementalOptions:
             raise ValueError(f'unknown finetune.incremental option(s) {unknown}; valid '
                              f'options: {sorted(known)}')
         self = cls(**{'enabled': True, **value})
-        for name in ('score_thr', 'iou_thr'):
+        for name in ('score_thr', 'iou_thr', 'distill_roi_new_iou'):
+            if name == 'distill_roi_new_iou' and self.distill_roi_new_iou is None:
+                continue
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f'finetune.incremental.{name} is in [0, 1], got '
                                  f'{getattr(self, name)!r}')

@@ -20,7 +20,10 @@ adds the RPN). Two parts, each switchable:
   so their RoI logits are only comparable on one set. The student's sampled RoIs of the
   iteration (the ones its box head scores anyway) are scored by the teacher's RoI head on
   the teacher's own features; of those, the ``num_rois`` per image the teacher finds least
-  background are distilled (ILOD samples among its 128 least-background proposals). The
+  background are distilled (ILOD samples among its 128 least-background proposals), except
+  RoIs on a labelled new-class object (``distill_roi_new_iou``): the teacher never saw a
+  pentagon, and what it says of one (a hexagon, confidently) would pull the student away
+  from the label it is learning there. The
   classifier's outputs are compared as probabilities with the background unbiased
   (``distill_roi_loss='unbiased'``, the default; Cermelli et al., 2022, "Modeling Missing
   Annotations for Incremental Learning in Object Detection", MMA: the teacher's background
@@ -32,12 +35,13 @@ adds the RPN). Two parts, each switchable:
 Outputs are caught with forward hooks, so no head changes; the losses are added to the
 student's ``loss()`` dict by the training hook.
 """
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
 
 from mmft.finetune.config import ROI_CLS_LOSSES
+from mmft.structures.bbox import bbox_overlaps
 from mmft.structures.class_rows import ClassRows, find_class_rows
 
 #: a two-stage detector's class-free dense output distilled too (Faster ILOD)
@@ -172,6 +176,22 @@ def roi_distillable(model: nn.Module) -> bool:
     return ROI_CLS in find_class_rows(model)
 
 
+def rois_on_boxes(rois: Tensor, boxes: Sequence[Tensor], iou_thr: float) -> Tensor:
+    """``(K,)`` bool: RoI ``k`` overlaps a box of its own image by IoU > ``iou_thr``.
+
+    Args:
+        rois: ``(K, 5)`` RoIs, ``(image, x1, y1, x2, y2)``.
+        boxes: per image of the batch, ``(N_i, 4)`` boxes in the same pixels.
+    """
+    out = torch.zeros(len(rois), dtype=torch.bool, device=rois.device)
+    for image, image_boxes in enumerate(boxes):
+        inds = (rois[:, 0] == image).nonzero(as_tuple=True)[0]
+        if len(inds) and len(image_boxes):
+            ious = bbox_overlaps(rois[inds, 1:], image_boxes.to(rois))
+            out[inds] = ious.max(dim=1).values > iou_thr
+    return out
+
+
 def least_background(teacher_cls: Tensor, image_index: Tensor, background: Tensor,
                      num: int) -> Tensor:
     """Indices of the ``num`` RoIs per image with the lowest teacher background probability.
@@ -277,13 +297,16 @@ class RoIDistiller:
         cls_loss: ``'unbiased'`` (MMA's KL with the teacher's background spread over the
             student's background and new classes: :func:`unbiased_roi_distillation_loss`)
             or ``'l2'`` (ILOD's mean-subtracted L2 on the old-class and background logits).
+        new_iou: RoIs overlapping a labelled new-class box (:meth:`loss`'s ``new_boxes``)
+            by more than this IoU are not distilled; None distils them too.
 
     Raises:
         ValueError: a model without such a RoI head, or an unknown ``cls_loss``.
     """
 
     def __init__(self, student: nn.Module, teacher: nn.Module, num_old: int,
-                 num_rois: int = 64, bbox: bool = True, cls_loss: str = 'unbiased') -> None:
+                 num_rois: int = 64, bbox: bool = True, cls_loss: str = 'unbiased',
+                 new_iou: Optional[float] = 0.5) -> None:
         if cls_loss not in ROI_CLS_LOSSES:
             raise ValueError(f'RoI distillation: the classifier loss is one of '
                              f'{ROI_CLS_LOSSES}, got {cls_loss!r}')
@@ -312,7 +335,7 @@ class RoIDistiller:
         if bbox and ROI_REG in s_rows and ROI_REG in t_rows:
             self.reg_rows = (old_class_rows(s_rows[ROI_REG], num_old),
                              old_class_rows(t_rows[ROI_REG], num_old))
-        self.teacher, self.num_rois = teacher, num_rois
+        self.teacher, self.num_rois, self.new_iou = teacher, num_rois, new_iou
         self.rois: List[Tensor] = []
         self.student_out: List[Tuple[Tensor, Optional[Tensor]]] = []
         self.teacher_feats = None
@@ -342,8 +365,12 @@ class RoIDistiller:
         for handle in self.handles:
             handle.remove()
 
-    def loss(self) -> Dict[str, Tensor]:
+    def loss(self, new_boxes: Optional[Sequence[Tensor]] = None) -> Dict[str, Tensor]:
         """ILOD's losses on the student's first box-branch pass since :meth:`clear`.
+
+        Args:
+            new_boxes: per image of the batch, its labelled new-class boxes (batch
+                pixels); with ``new_iou``, the RoIs on them are not distilled.
 
         Raises:
             ValueError: the student's box branch did not run, or the teacher saw no batch.
@@ -361,18 +388,21 @@ class RoIDistiller:
             t_cls, t_reg = head.bbox_head(head.bbox_roi_extractor(self.teacher_feats,
                                                                   rois.to(t_device)))
         keep = least_background(t_cls, rois[:, 0].to(t_device), self.background, self.num_rois)
+        keep_cls = keep  # the classifier's RoIs: not those on labelled new-class objects
+        if new_boxes is not None and self.new_iou is not None:
+            keep_cls = keep[~rois_on_boxes(rois, new_boxes, self.new_iou).to(t_device)[keep]]
         student_reg = teacher_reg = None
         if self.reg_rows is not None and s_reg is not None and t_reg is not None:
             student_reg = _rows_of(s_reg, keep, self.reg_rows[0])
             teacher_reg = _rows_of(t_reg, keep, self.reg_rows[1]).to(s_reg.device)
         if self.unbiased is None:
             return roi_distillation_loss(
-                _rows_of(s_cls, keep, self.cls_rows[0]),
-                _rows_of(t_cls, keep, self.cls_rows[1]).to(s_cls.device),
+                _rows_of(s_cls, keep_cls, self.cls_rows[0]),
+                _rows_of(t_cls, keep_cls, self.cls_rows[1]).to(s_cls.device),
                 student_reg, teacher_reg)
         s_old, s_bg_new, t_old = self.unbiased
         return {'loss_distill_roi_cls': unbiased_roi_distillation_loss(
-                    s_cls[keep.to(s_cls.device)], t_cls[keep], s_old, s_bg_new, t_old,
+                    s_cls[keep_cls.to(s_cls.device)], t_cls[keep_cls], s_old, s_bg_new, t_old,
                     self.background),
                 **roi_distillation_loss(None, None, student_reg, teacher_reg)}
 

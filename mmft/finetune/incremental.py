@@ -148,20 +148,46 @@ def apply_incremental(cfg: Any) -> Tuple[str, ...]:
     return union
 
 
-def teacher_model_cfg(model_cfg: Mapping[str, Any], num_old: int) -> dict:
-    """The student's model config with every class-dependent head at ``num_old``."""
+def _raise_score_thr(test_cfg: Any, score_thr: float) -> None:
+    """Every ``score_thr`` in ``test_cfg`` (nested too: ``rcnn.score_thr``) at least
+    ``score_thr``, in place."""
+    if isinstance(test_cfg, Mapping):
+        for key, value in test_cfg.items():
+            if key == 'score_thr' and isinstance(value, (int, float)):
+                test_cfg[key] = max(value, score_thr)
+            else:
+                _raise_score_thr(value, score_thr)
+    elif isinstance(test_cfg, (list, tuple)):
+        for value in test_cfg:
+            _raise_score_thr(value, score_thr)
+
+
+def teacher_model_cfg(model_cfg: Mapping[str, Any], num_old: int,
+                      score_thr: Optional[float] = None) -> dict:
+    """The student's model config with every class-dependent head at ``num_old``.
+
+    Args:
+        score_thr: the pseudo-labels' score threshold: the teacher's test-time
+            ``score_thr`` is raised to it. Its detections at or above it are the same
+            (NMS and the per-image cap only drop lower-scoring ones), and Mask R-CNN's
+            mask head then runs on those alone, not on every detection above 0.05.
+    """
     teacher = copy.deepcopy(dict(model_cfg))
     for _, head in class_dependent_heads(teacher):
         head['num_classes'] = num_old
+    if score_thr is not None:
+        _raise_score_thr(teacher.get('test_cfg'), score_thr)
     return teacher
 
 
 def build_teacher(model_cfg: Mapping[str, Any], checkpoint: str,
-                  old_classes: Sequence[str], ft: Optional[FinetuneConfig] = None) -> nn.Module:
-    """The pretrained model, loaded exactly from ``checkpoint``, frozen, in eval mode."""
+                  old_classes: Sequence[str], ft: Optional[FinetuneConfig] = None,
+                  score_thr: Optional[float] = None) -> nn.Module:
+    """The pretrained model, loaded exactly from ``checkpoint``, frozen, in eval mode
+    (``score_thr``: :func:`teacher_model_cfg`)."""
     from mmft.registry import MODELS
     from .load import load_checkpoint
-    teacher = MODELS.build(teacher_model_cfg(model_cfg, len(old_classes)))
+    teacher = MODELS.build(teacher_model_cfg(model_cfg, len(old_classes), score_thr))
     cfg = FinetuneConfig(source_format=ft.source_format if ft else 'auto',
                          source_classes=tuple(old_classes))
     load_checkpoint(teacher, checkpoint, 'exact', cfg, classes=tuple(old_classes))

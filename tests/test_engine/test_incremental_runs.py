@@ -138,6 +138,8 @@ def test_roi_distillation_on_shared_proposals(data, pretrained, tmp_path):
     losses = []
     runner.register_hook(_LossProbe(losses, ('loss_distill_roi_cls', 'loss_distill_roi_bbox',
                                              'loss_distill')), priority='LOWEST')
+    boxes = _NewBoxProbe()
+    runner.register_hook(boxes, priority='LOWEST')
     runner.train()
     hook = next(h for h in runner.hooks if isinstance(h, IncrementalHook))
     assert hook.recorders is None and hook.roi_distiller is None  # removed after the run
@@ -145,6 +147,31 @@ def test_roi_distillation_on_shared_proposals(data, pretrained, tmp_path):
     for cls, bbox, dense in losses:
         assert cls >= 0 and bbox >= 0 and dense is None
     assert 'loss' not in runner.model.__dict__
+    # the distiller was given each image's labelled (new-class) boxes, not the pseudo-labels
+    assert len(boxes.given) == 2 and boxes.given == boxes.labelled
+    assert boxes.pseudo > 0 and all(n > 0 for counts in boxes.given for n in counts)
+
+
+class _NewBoxProbe(Hook):
+    """Records the boxes the RoI distiller is given and the batch's new / pseudo labels."""
+
+    def __init__(self):
+        self.given, self.labelled, self.pseudo = [], [], 0
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        # after IncrementalHook's: the labels index the union, pseudo-labels are in
+        old = len(SOURCE_CLASSES)
+        labels = [s.gt_instances.labels for s in data_batch['data_samples']]
+        self.labelled.append([int((lab >= old).sum()) for lab in labels])
+        self.pseudo += sum(int((lab < old).sum()) for lab in labels)
+        distiller = next(h for h in runner.hooks if isinstance(h, IncrementalHook)).roi_distiller
+        if 'loss' not in distiller.__dict__:
+            loss = distiller.loss
+
+            def probe(new_boxes=None):
+                self.given.append([len(b) for b in new_boxes])
+                return loss(new_boxes)
+            distiller.loss = probe
 
 
 def test_teacher_pieces_can_be_switched_off(data, pretrained, tmp_path):

@@ -10,7 +10,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmft.finetune.distill import (ROI_CLS, ROI_REG, RPN_OBJECTNESS, RoIDistiller,
                                    distillation_loss, least_background, roi_distillable,
-                                   roi_distillation_loss, unbiased_roi_distillation_loss)
+                                   roi_distillation_loss, rois_on_boxes,
+                                   unbiased_roi_distillation_loss)
 from mmft.registry import MODELS
 from mmft.structures import BitmapMasks, DetDataSample
 from mmft.structures.class_rows import copy_class_rows, find_class_rows
@@ -75,7 +76,7 @@ def _batch(size=64):
     return inputs, samples
 
 
-def _distil(student, teacher, distiller):
+def _distil(student, teacher, distiller, new_boxes=None):
     """One training step's worth: the teacher's pass, the student's loss, the RoI losses."""
     inputs, samples = _batch()
     data = student.data_preprocessor(dict(inputs=list(inputs), data_samples=samples), True)
@@ -83,7 +84,7 @@ def _distil(student, teacher, distiller):
         teacher.extract_feat(data['inputs'])
     distiller.clear()
     student.loss(data['inputs'], data['data_samples'])
-    return distiller.loss()
+    return distiller.loss(new_boxes)
 
 
 @pytest.mark.parametrize('with_mask', [True, False], ids=['mask_rcnn', 'faster_rcnn'])
@@ -155,6 +156,46 @@ def test_least_background_picks_per_image():
     logits = torch.tensor([[0., 2.], [3., 0.], [1., 1.], [0., 5.], [2., 0.]])
     keep = least_background(logits, torch.tensor([0., 0., 0., 1., 1.]), torch.tensor([1]), 2)
     assert keep.tolist() == [1, 2, 4, 3]  # image 1 has only 2: both, least background first
+
+
+def test_rois_on_boxes_compares_each_roi_with_its_own_images_boxes():
+    rois = torch.tensor([[0, 0, 0, 10, 10], [0, 0, 0, 10, 4], [1, 0, 0, 10, 10],
+                         [1, 20, 20, 30, 30.]])
+    boxes = [torch.tensor([[0, 0, 10, 10.]]), torch.zeros(0, 4)]
+    # RoI 1 has IoU 0.4 with image 0's box; RoI 2 is on the same pixels, but in image 1
+    assert rois_on_boxes(rois, boxes, 0.5).tolist() == [True, False, False, False]
+    assert rois_on_boxes(rois, boxes, 0.3).tolist() == [True, True, False, False]
+
+
+@pytest.mark.parametrize('cls_loss', ['unbiased', 'l2'])
+def test_roi_distillation_leaves_the_classifier_free_on_labelled_new_objects(cls_loss):
+    student, teacher = _pair(with_mask=False)
+    distiller = RoIDistiller(student, teacher, OLD, num_rois=64, cls_loss=cls_loss)
+    head = student.roi_head.bbox_head
+    with torch.no_grad():
+        head.fc_cls.weight[:OLD] += 0.05 * torch.randn_like(head.fc_cls.weight[:OLD])
+        head.fc_reg.weight[:4 * OLD] += 0.05 * torch.randn_like(head.fc_reg.weight[:4 * OLD])
+    every = _distil(student, teacher, distiller)
+    # image 0's two objects are new (labels 10, 11): the student samples them as RoIs
+    new_boxes = [_batch()[1][0].gt_instances.bboxes, torch.zeros(0, 4)]
+    skipped = _distil(student, teacher, distiller, new_boxes)
+    assert int(rois_on_boxes(distiller.rois[0], new_boxes, 0.5).sum()) > 0
+    assert float(skipped['loss_distill_roi_cls'].detach()) != pytest.approx(
+        float(every['loss_distill_roi_cls'].detach()), rel=1e-4)
+    # the old classes' box deltas are distilled there all the same
+    assert float(skipped['loss_distill_roi_bbox'].detach()) == \
+        float(every['loss_distill_roi_bbox'].detach())
+    # every RoI on a new object: no classifier term at all, a zero that keeps the graph
+    all_rois = [distiller.rois[0][distiller.rois[0][:, 0] == i, 1:] for i in range(2)]
+    nothing = _distil(student, teacher, distiller, all_rois)
+    assert float(nothing['loss_distill_roi_cls'].detach()) == 0
+    assert nothing['loss_distill_roi_cls'].requires_grad
+    # new_iou=None: the same RoIs as without new boxes
+    distiller.new_iou = None
+    again = _distil(student, teacher, distiller, new_boxes)
+    assert float(again['loss_distill_roi_cls'].detach()) == \
+        float(every['loss_distill_roi_cls'].detach())
+    distiller.remove()
 
 
 def test_roi_distillation_loss_is_blind_to_a_shift_of_all_logits():

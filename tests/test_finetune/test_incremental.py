@@ -128,3 +128,46 @@ def test_pseudo_labels_extend_masks_at_the_gt_mask_size():
     # a teacher without masks: the box is the mask
     out = add_pseudo_labels(gt, _pred([[2, 6, 5, 9]], [0.9], [1]), 3)
     assert out.masks.to_ndarray()[1].sum() == 9
+
+
+def test_teacher_score_thr_keeps_the_same_confident_detections(repo_root):
+    """Raising the teacher's test score_thr to the pseudo-labels' changes none of the
+    detections at or above it (boxes, scores, labels, masks): it only skips work."""
+    from mmft.registry import MODELS
+    from mmft.structures.det_data_sample import DetDataSample
+    cfg = Config.fromfile(f'{repo_root}/configs/_base_/models/mask_rcnn_r18_fpn_small.py')
+    cfg.model.roi_head.bbox_head.num_classes = cfg.model.roi_head.mask_head.num_classes = 3
+    cfg.model.backbone.init_cfg = None
+    cfg.model.test_cfg.rcnn.max_per_img = 300  # no cap: the low detections show
+    assert cfg.model.test_cfg.rcnn.score_thr == 0.05
+    high = teacher_model_cfg(cfg.model, 3, score_thr=0.3)
+    assert high['test_cfg']['rcnn']['score_thr'] == 0.3
+    assert cfg.model.test_cfg.rcnn.score_thr == 0.05  # the student's is untouched
+    assert teacher_model_cfg(cfg.model, 3, score_thr=0.01)['test_cfg']['rcnn']['score_thr'] \
+        == 0.05  # only ever raised
+    torch.manual_seed(0)
+    models = [MODELS.build(teacher_model_cfg(cfg.model, 3)), MODELS.build(high)]
+    models[1].load_state_dict(models[0].state_dict())
+    with torch.no_grad():  # spread the random classifier's scores over (0, 1)
+        for model in models:
+            model.roi_head.bbox_head.fc_cls.weight.mul_(2)
+    images = torch.rand(2, 3, 64, 64) * 255
+    outputs = []
+    for model in models:
+        model.eval()
+        samples = [DetDataSample(metainfo=dict(img_shape=(64, 64), ori_shape=(64, 64),
+                                               scale_factor=(1., 1.))) for _ in images]
+        with torch.no_grad():
+            data = model.data_preprocessor(dict(inputs=list(images), data_samples=samples))
+            outputs.append(model.predict(data['inputs'], data['data_samples'], rescale=False))
+    confident = 0
+    for low_pred, high_pred in zip(*outputs):
+        low, high_ = low_pred.pred_instances, high_pred.pred_instances
+        assert bool((high_.scores >= 0.3).all())
+        keep = low.scores >= 0.3
+        assert int(keep.sum()) == len(high_) and bool(((low.scores > 0.05) & ~keep).any())
+        order_low, order_high = low.scores[keep].argsort(), high_.scores.argsort()
+        for key in ('bboxes', 'scores', 'labels', 'masks'):
+            torch.testing.assert_close(low[key][keep][order_low], high_[key][order_high])
+        confident += len(high_)
+    assert confident > 0

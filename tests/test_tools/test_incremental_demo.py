@@ -1,5 +1,6 @@
 """tools/misc/incremental_demo.py (run_demo.py --incremental): data, runs and the table."""
 import json
+import os
 
 import pytest
 
@@ -25,10 +26,11 @@ def test_runs_differ_only_in_the_teacher_and_the_labels():
     ablations = demo.incremental_runs(run_demo.Run, 'pre.pth', '/d', {}, 'pretrain', True)
     assert [r.name for r in ablations] == ['inc_plain', 'inc_incremental', 'inc_no_pseudo',
                                            'inc_no_distill', 'inc_no_roi', 'inc_roi_l2',
-                                           'inc_joint']
-    for run, (key, value) in zip(ablations[2:6], (('pseudo_labels', False),
+                                           'inc_new_rois', 'inc_joint']
+    for run, (key, value) in zip(ablations[2:7], (('pseudo_labels', False),
                                                   ('distill', False), ('distill_roi', False),
-                                                  ('distill_roi_loss', 'l2'))):
+                                                  ('distill_roi_loss', 'l2'),
+                                                  ('distill_roi_new_iou', None))):
         assert {k: v for k, v in run.options.items() if k not in inc} == \
             {f'finetune.incremental.{key}': value}
     assert plain['finetune.incremental.pseudo_labels'] is False
@@ -76,7 +78,7 @@ def test_end_to_end_table_has_every_run_and_numbers_in_range(tmp_path):
     with open(tmp_path / 'work' / 'incremental_results.json') as f:
         results = json.load(f)
     runs = ['inc_plain', 'inc_incremental', 'inc_joint']
-    assert list(results['runs']) == runs and set(results['seconds']) == {'pretrain', *runs}
+    assert list(results['runs']) == runs and set(results['seconds']) == {'inc_pretrain', *runs}
     assert results['numbers'] == json.loads(json.dumps(numbers))
     assert results['wall_seconds'] > 0 and results['cpu_seconds'] > 0
     for name in runs:
@@ -91,3 +93,10 @@ def test_end_to_end_table_has_every_run_and_numbers_in_range(tmp_path):
     assert [r.split(' | ')[0][2:] for r in rows] == [label for label in labels
                                                       for _ in range(2)]
     assert 'Wall time' in table and 'CPU time' in table and 'load average' in table
+    # the pretraining: 2 data-parallel processes of half the batch each, where 2 cores exist
+    log = (tmp_path / 'work' / 'inc_pretrain' / 'train.log').read_text()
+    parallel = (os.cpu_count() or 1) >= 2
+    assert ('Distributed training: True' in log) == parallel
+    from mmengine.config import Config
+    dumped = Config.fromfile(str(tmp_path / 'work' / 'inc_pretrain' / 'shapes_pretrain.py'))
+    assert dumped.train_dataloader.batch_size == (1 if parallel else 2)

@@ -94,6 +94,9 @@ class Run:
     config: str
     options: Dict[str, Any] = field(default_factory=dict)
     after: Optional[str] = None  # the run whose checkpoint this one loads
+    # data-parallel processes (torchrun; gloo on a CPU), each with its share of the threads
+    # and of the batch (which the options must set per process)
+    processes: int = 1
 
 
 def finetune_runs(checkpoint: str, after: Optional[str] = 'pretrain',
@@ -246,13 +249,15 @@ def train(run: Run, work_dir: str, clock: Clock, threads: int = 1) -> float:
     start = time.time()
     shutil.rmtree(work_dir, ignore_errors=True)  # no stale checkpoint or log is read later
     os.makedirs(work_dir)
-    cmd = [sys.executable, 'tools/train.py', osp.relpath(run.config, REPO_ROOT),
-           '--work-dir', work_dir]
+    launcher = [] if run.processes == 1 else [
+        '-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={run.processes}']
+    cmd = [sys.executable, *launcher, 'tools/train.py', osp.relpath(run.config, REPO_ROOT),
+           '--work-dir', work_dir, *(['--launcher', 'pytorch'] if launcher else [])]
     if run.options:
         cmd += ['--cfg-options', *cli_options(run.options)]
     clock.say('$ python ' + ' '.join(cmd[1:]), run.name)
     env = {**os.environ, 'PYTHONUNBUFFERED': '1'}
-    env.setdefault('OMP_NUM_THREADS', str(threads))
+    env.setdefault('OMP_NUM_THREADS', str(max(1, threads // run.processes)))
     log_file = osp.join(work_dir, 'train.log')
     tail: List[str] = []
     with open(log_file, 'w', encoding='utf-8') as log, subprocess.Popen(
@@ -483,7 +488,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='val images of the --incremental data (12 classes)')
     parser.add_argument('--ablations', action='store_true',
                         help='--incremental: also the runs with one piece switched off or '
-                             'changed (4 more runs)')
+                             'changed (5 more runs)')
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error(f'--jobs must be >= 1, got {args.jobs}')

@@ -63,8 +63,9 @@ class IncrementalHook(Hook):
                                  'checkpoint, or set finetune.incremental=dict('
                                  'pseudo_labels=False, distill=False)')
             device = next(model.parameters()).device
-            self.teacher = build_teacher(runner.cfg.model, load_from, self.old,
-                                         runner.finetune_cfg).to(device)
+            self.teacher = build_teacher(
+                runner.cfg.model, load_from, self.old, runner.finetune_cfg,
+                self.options.score_thr if self.options.pseudo_labels else None).to(device)
         if self.options.distill:
             self._start_distillation(model)
         pseudo = f'on (score >= {self.options.score_thr:.2f})' if self.options.pseudo_labels \
@@ -87,13 +88,15 @@ class IncrementalHook(Hook):
         if options.distill_roi and roi_distillable(model):
             self.roi_distiller = RoIDistiller(model, self.teacher, len(self.old),
                                               options.distill_roi_num, options.distill_roi_bbox,
-                                              options.distill_roi_loss)
+                                              options.distill_roi_loss,
+                                              options.distill_roi_new_iou)
         if self.recorders is None and self.roi_distiller is None:
             raise ValueError(f'finetune.incremental.distill: nothing to distil in '
                              f'{type(model).__name__} with distill_dense=False (distill_roi '
                              'needs a StandardRoIHead); set distill=False or distill_dense=True')
         student_loss = model.loss
         recorders, roi = self.recorders, self.roi_distiller
+        num_old = len(self.old)
 
         def loss_with_distillation(batch_inputs, batch_data_samples):
             if recorders is not None:
@@ -105,8 +108,11 @@ class IncrementalHook(Hook):
                 losses['loss_distill'] = options.distill_weight * distillation_loss(
                     recorders[0].outputs, recorders[1].outputs, *self.channels)
             if roi is not None:
+                # labels index the union here (before_train_iter): old ones are pseudo-labels
+                new_boxes = [s.gt_instances.bboxes[s.gt_instances.labels >= num_old]
+                             for s in batch_data_samples]
                 losses.update({name: options.distill_roi_weight * value
-                               for name, value in roi.loss().items()})
+                               for name, value in roi.loss(new_boxes).items()})
             return losses
 
         model.loss = loss_with_distillation  # this run only: after_train removes it

@@ -100,11 +100,18 @@ def roi_align_backward(grad: Tensor, rois: Tensor, spatial_scale: float,
     pixel = (image * h + ys[:, :, None, :, None, :, None]) * w + xs[:, None, :, None, :, None, :]
     weight = wy[:, :, None, :, None, :, None] * wx[:, None, :, None, :, None, :]
     per_bin = max_h * max_w * 4
-    pixel, order = torch.sort(pixel.reshape(-1), stable=True)  # stable: sums keep that order
+    weight = weight.reshape(-1)
+    # entries of weight 0 add nothing to any sum: samples beyond a RoI's own grid (an
+    # adaptive grid takes the densest RoI's size), outside the map (torchvision skips
+    # both) and corners a sample sits exactly on. The sort, the costliest step, skips them.
+    entries = (weight != 0).nonzero().squeeze(1)
+    # stable: each pixel's terms keep the loop order
+    pixel, order = torch.sort(pixel.reshape(-1)[entries], stable=True)
+    order = entries[order]
     crow = torch.zeros(b * h * w + 1, dtype=torch.long, device=grad.device)
     torch.cumsum(torch.bincount(pixel, minlength=b * h * w), 0, out=crow[1:])
     cols = torch.div(order, per_bin, rounding_mode='floor')
-    values = weight.reshape(-1)[order]
+    values = weight[order]
     rows = grad.permute(0, 2, 3, 1).reshape(k * ph * pw, c)
     out = grad.new_empty((b, c, h * w))
     # a block of pixels at a time: the product comes out (pixels, C) and is written
