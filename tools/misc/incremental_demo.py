@@ -124,6 +124,7 @@ def _evaluate_pretrained_quietly(checkpoint: str, data_root: str, work_dir: str,
     fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
+    os.close(fd)  # stdout and stderr hold it now
     torch.set_num_threads(1)
     return evaluate_pretrained(checkpoint, data_root, work_dir)
 
@@ -178,11 +179,7 @@ def run(args, run_demo_module, clock) -> Dict[str, Any]:
     checkpoint = rd.final_checkpoint(osp.join(args.work_dir, pretrain.name),
                                      rd.PRETRAIN_CONFIG, args.pretrain_iters)
     stamp_file = osp.join(args.work_dir, f'{PRETRAIN_RUN}_stamp.json')
-    config_text = Config.fromfile(rd.PRETRAIN_CONFIG).pretty_text
-    import hashlib
-    pre_stamp = dict(data=sizes, image_size=args.image_size, seed=args.seed,
-                     config_sha1=hashlib.sha1(config_text.encode()).hexdigest(),
-                     options=rd.cli_options(pretrain.options), processes=processes)
+    pre_stamp = rd.pretrain_stamp(args, sizes, pretrain)
     cached = not args.force and rd.is_cached(checkpoint, stamp_file, pre_stamp)
     common = {**({'train_dataloader.batch_size': args.batch_size} if args.batch_size else {}),
               **rd.schedule_options(CONFIG, args.finetune_iters)}

@@ -517,6 +517,18 @@ def plan_runs(args: argparse.Namespace) -> List[Run]:
                                                 model.finetune_config)]
 
 
+def pretrain_stamp(args: argparse.Namespace, sizes: Dict[str, Any], run: Run) -> dict:
+    """What a cached pretraining checkpoint must have been made with: data, config (model),
+    options and, for a data-parallel run, its processes."""
+    config_text = Config.fromfile(run.config).pretty_text
+    stamp = dict(data=sizes, image_size=args.image_size, seed=args.seed,
+                 config_sha1=hashlib.sha1(config_text.encode()).hexdigest(),
+                 options=cli_options(run.options))
+    if run.processes != 1:
+        stamp['processes'] = run.processes
+    return stamp
+
+
 def is_cached(checkpoint: str, stamp_file: str, stamp: dict) -> bool:
     """Whether ``checkpoint`` exists and was made as ``stamp`` (data, options) says."""
     if not (osp.isfile(checkpoint) and osp.isfile(stamp_file)):
@@ -540,11 +552,7 @@ def run_demo(args: argparse.Namespace) -> Dict[str, Any]:
     pretrain = planned[0]
     checkpoint = planned[-1].options['load_from']
     stamp_file = osp.join(args.work_dir, 'pretrain_stamp.json')
-    # what the cached checkpoint must have been made with: data, config (model), options
-    config_text = Config.fromfile(pretrain.config).pretty_text
-    stamp = dict(data=sizes, image_size=args.image_size, seed=args.seed,
-                 config_sha1=hashlib.sha1(config_text.encode()).hexdigest(),
-                 options=cli_options(pretrain.options))
+    stamp = pretrain_stamp(args, sizes, pretrain)
     cached = not args.force and is_cached(checkpoint, stamp_file, stamp)
     if cached:
         clock.say(f'cached: {checkpoint} (--force pretrains again)', pretrain.name)
